@@ -1,0 +1,184 @@
+"""`tokenbot` command line: serve | demo | db upgrade | import | reprice."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from pathlib import Path
+
+from bot.config import ConfigError, Settings, load_settings
+
+
+class CommandError(Exception):
+    """A failure to report as one line on stderr."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="tokenbot", description="AI spend awareness and approvals in Slack")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("serve", help="run the bot: HTTP endpoints, Slack, the scheduler")
+    demo = sub.add_parser("demo", help="fill a demo database with a synthetic organisation and show it as text")
+    demo.add_argument("--database", default="tokenbot-demo.db", help="SQLite file for the demo (recreated)")
+    demo.add_argument("--people", type=int, default=24)
+    demo.add_argument("--seed", type=int, default=7)
+    db = sub.add_parser("db", help="database commands")
+    db_sub = db.add_subparsers(dest="db_command", required=True)
+    db_sub.add_parser("upgrade", help="apply migrations to $DATABASE_URL")
+    imp = sub.add_parser("import", help="backfill usage events from a JSON Lines file (native format)")
+    imp.add_argument("file", type=Path)
+    rep = sub.add_parser("reprice", help="price stored events again (unpriced ones, or --all)")
+    rep.add_argument("--all", action="store_true", help="also re-price events already priced (not source-priced)")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    args = parser.parse_args(argv)
+
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING if args.command == "demo" else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        if args.command == "demo":
+            from bot.demo import run_demo
+
+            return run_demo(database=args.database, people=args.people, seed=args.seed)
+        settings = load_settings()
+        if args.command == "serve":
+            return serve(settings)
+        if args.command == "db":
+            migrate(settings)
+            print(f"database is up to date: {safe_url(settings.database_url)}")
+            return 0
+        if args.command == "import":
+            if not args.file.is_file():
+                raise CommandError(f"import: no such file: {args.file}")
+            migrate(settings)
+            return asyncio.run(import_file(settings, args.file))
+        if args.command == "reprice":
+            migrate(settings)
+            return asyncio.run(reprice(settings, include_priced=args.all))
+    except (ConfigError, CommandError) as exc:
+        print(f"tokenbot: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    parser.error(f"unknown command {args.command}")
+    return 2
+
+
+def safe_url(url: str) -> str:
+    """The database URL without its password, for messages."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def migrate(settings: Settings) -> None:
+    from storage.db import upgrade
+
+    try:
+        upgrade(settings.database_url)
+    except Exception as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CommandError(f"DATABASE_URL: cannot migrate {safe_url(settings.database_url)}: {reason}") from None
+
+
+def serve(settings: Settings) -> int:
+    from aiohttp import web
+
+    from bot.app import build_web_app
+    from bot.maintenance import ensure_rollup_timezone
+    from bot.services import build_services
+
+    settings.require_slack(http_mode=not settings.slack_app_token)
+    migrate(settings)
+    services = build_services(settings)
+    hooks_start = [ensure_rollup_timezone]
+    hooks_stop = []
+    try:
+        from bot.scheduler import start_background, stop_background
+    except ImportError:  # the scheduler module arrives with digests
+        pass
+    else:
+        hooks_start.append(start_background)
+        hooks_stop.append(stop_background)
+    if settings.slack_app_token:
+        hooks_start.append(_start_socket_mode)
+    app = build_web_app(services, on_start=hooks_start, on_stop=hooks_stop)
+    logging.getLogger("tokenbot").info("serving on %s:%s", settings.host, settings.port)
+    web.run_app(app, host=settings.host, port=settings.port, shutdown_timeout=10, print=None)
+    return 0
+
+
+async def _start_socket_mode(services) -> None:
+    """Socket Mode: Slack over a websocket; the HTTP endpoints are still served."""
+    from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+
+    from bot.app import build_bolt_app
+
+    handler = AsyncSocketModeHandler(build_bolt_app(services), services.settings.slack_app_token)
+    await handler.connect_async()
+
+
+async def import_file(settings: Settings, path: Path) -> int:
+    import orjson
+
+    from bot.services import build_services
+
+    services = build_services(settings)
+    totals = {"accepted": 0, "duplicates": 0, "rejected": 0}
+    chunk: list = []
+    line_numbers: list[int] = []
+
+    async def flush() -> None:
+        nonlocal chunk, line_numbers
+        if not chunk:
+            return
+        result = await services.ingestor.ingest(chunk, source="import")
+        totals["accepted"] += result.accepted
+        totals["duplicates"] += result.duplicates
+        totals["rejected"] += len(result.rejected)
+        for rejection in result.rejected:
+            print(f"{path}:{line_numbers[rejection.index]}: {rejection.error}", file=sys.stderr)
+        chunk, line_numbers = [], []
+
+    try:
+        with path.open("rb") as handle:
+            for number, line in enumerate(handle, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    chunk.append(orjson.loads(line))
+                except orjson.JSONDecodeError as exc:
+                    chunk.append({"_invalid": f"not valid JSON: {exc}"})
+                line_numbers.append(number)
+                if len(chunk) >= 5000:
+                    await flush()
+            await flush()
+    finally:
+        await services.close()
+    print(
+        f"imported {totals['accepted']} events, {totals['duplicates']} duplicates skipped, "
+        f"{totals['rejected']} rejected"
+    )
+    return 1 if totals["rejected"] and not totals["accepted"] and not totals["duplicates"] else 0
+
+
+async def reprice(settings: Settings, *, include_priced: bool) -> int:
+    from bot.maintenance import reprice as run_reprice
+    from bot.services import build_services
+
+    services = build_services(settings)
+    try:
+        result = await run_reprice(services, include_priced=include_priced)
+    finally:
+        await services.close()
+    print(
+        f"examined {result.examined} events, changed {result.changed}, "
+        f"{result.still_unpriced} still without a price"
+    )
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

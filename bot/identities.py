@@ -1,0 +1,169 @@
+"""Who spent it: Slack user id, email or external id -> the person (`user_key`).
+
+Order: a Slack user id is itself; `[identities]` in config; a link stored in the
+database (`/tokens admin link`, or an email Slack resolved); else the raw id, kept as
+unlinked spend until someone links it.
+
+Ingest never waits on Slack. An email seen for the first time is queued for
+`users.lookupByEmail` in the background; when Slack answers, the email is linked and its
+past events are re-attributed, so the person's totals are right from then on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from datetime import timedelta
+
+from sqlalchemy import select
+
+from bot.clock import Clock
+from bot.config import SLACK_USER_ID, Settings
+from storage.db import Database
+from storage.models import Identity
+from storage.usage import reattribute
+
+log = logging.getLogger(__name__)
+
+CACHE_SECONDS = 60.0  # other processes' links show up here within this long
+RETRY_UNKNOWN_EMAIL = timedelta(hours=24)
+
+EmailLookup = Callable[[str], Awaitable[str | None]]
+
+
+def is_slack_user_id(value: str) -> bool:
+    return bool(SLACK_USER_ID.match(value))
+
+
+def looks_like_email(value: str) -> bool:
+    local, at, domain = value.partition("@")
+    return bool(at and local and "." in domain)
+
+
+class IdentityResolver:
+    def __init__(
+        self, db: Database, settings: Settings, clock: Clock, lookup_email: EmailLookup | None = None
+    ) -> None:
+        self.db = db
+        self.clock = clock
+        self.config_links = dict(settings.identities)
+        self.lookup_email = lookup_email
+        self._cache: dict[str, tuple[str | None, float]] = {}
+        self._pending_lookups: set[str] = set()
+        self._queue: asyncio.Queue[str] | None = None
+        self._worker: asyncio.Task | None = None
+
+    async def resolve_many(self, subjects: Iterable[str]) -> dict[str, str]:
+        """subject -> user_key for a batch, with one database read for cache misses."""
+        now = time.monotonic()
+        result: dict[str, str] = {}
+        misses: list[str] = []
+        for subject in set(subjects):
+            if is_slack_user_id(subject):
+                result[subject] = subject
+            elif subject in self.config_links:
+                result[subject] = self.config_links[subject]
+            else:
+                cached = self._cache.get(subject)
+                if cached is not None and cached[1] > now:
+                    result[subject] = cached[0] or subject
+                else:
+                    misses.append(subject)
+        if misses:
+            found = await self._load(misses)
+            expires = now + CACHE_SECONDS
+            for subject in misses:
+                identity = found.get(subject)
+                linked = identity.slack_user_id if identity else None
+                self._cache[subject] = (linked, expires)
+                result[subject] = linked or subject
+                if identity is None and looks_like_email(subject):
+                    self._queue_lookup(subject)
+                elif identity is not None and identity.slack_user_id is None and identity.source == "email":
+                    if identity.checked_at + RETRY_UNKNOWN_EMAIL < self.clock.now():
+                        self._queue_lookup(subject)
+        return result
+
+    async def resolve(self, subject: str) -> str:
+        return (await self.resolve_many([subject]))[subject]
+
+    async def _load(self, subjects: list[str]) -> dict[str, Identity]:
+        found: dict[str, Identity] = {}
+        async with self.db.session() as session:
+            for start in range(0, len(subjects), 500):
+                chunk = subjects[start : start + 500]
+                rows = await session.scalars(select(Identity).where(Identity.external_id.in_(chunk)))
+                found.update({row.external_id: row for row in rows})
+        return found
+
+    async def link(self, external_id: str, slack_user_id: str, *, source: str, set_by: str | None) -> set[str]:
+        """Link an external id to a person and move its past spend to them."""
+        async with self.db.write() as session:
+            identity = await session.get(Identity, external_id)
+            if identity is None:
+                identity = Identity(external_id=external_id, source=source, checked_at=self.clock.now())
+                session.add(identity)
+            identity.slack_user_id = slack_user_id
+            identity.source = source
+            identity.set_by = set_by
+            identity.checked_at = self.clock.now()
+            await session.flush()
+            touched = await reattribute(session, external_id, slack_user_id)
+        self._cache[external_id] = (slack_user_id, time.monotonic() + CACHE_SECONDS)
+        return touched
+
+    async def linked_ids(self, slack_user_id: str) -> list[str]:
+        async with self.db.session() as session:
+            rows = await session.scalars(select(Identity.external_id).where(Identity.slack_user_id == slack_user_id))
+            from_db = list(rows)
+        return sorted({*from_db, *(k for k, v in self.config_links.items() if v == slack_user_id)})
+
+    # -- background email lookups -------------------------------------------------
+    def _queue_lookup(self, email: str) -> None:
+        if self.lookup_email is None or email in self._pending_lookups:
+            return
+        self._pending_lookups.add(email)
+        if self._queue is None:
+            self._queue = asyncio.Queue()
+        self._queue.put_nowait(email)
+        if self._worker is None or self._worker.done():
+            self._worker = asyncio.get_running_loop().create_task(self._work(), name="email-lookups")
+
+    async def _work(self) -> None:
+        assert self._queue is not None
+        while not self._queue.empty():
+            email = self._queue.get_nowait()
+            try:
+                await self.lookup_and_link(email)
+            except Exception:  # keep the worker alive; the lookup is retried on a later sighting
+                log.exception("email lookup failed for %s", email)
+                self._cache.pop(email, None)
+            finally:
+                self._pending_lookups.discard(email)
+
+    async def lookup_and_link(self, email: str) -> str | None:
+        assert self.lookup_email is not None
+        slack_user_id = await self.lookup_email(email)
+        if slack_user_id:
+            await self.link(email, slack_user_id, source="email", set_by=None)
+            log.info("linked %s to %s", email, slack_user_id)
+            return slack_user_id
+        async with self.db.write() as session:
+            identity = await session.get(Identity, email)
+            if identity is None:
+                session.add(Identity(external_id=email, source="email", checked_at=self.clock.now()))
+            elif identity.slack_user_id is None:
+                identity.checked_at = self.clock.now()
+        return None
+
+    async def drain(self) -> None:
+        """Wait for queued lookups (tests and shutdown)."""
+        if self._worker is not None:
+            await asyncio.gather(self._worker, return_exceptions=True)
+
+    async def close(self) -> None:
+        if self._worker is not None and not self._worker.done():
+            self._worker.cancel()
+            await asyncio.gather(self._worker, return_exceptions=True)

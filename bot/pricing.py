@@ -1,0 +1,168 @@
+"""Exact token prices: configured overrides first, then genai-prices.
+
+genai-prices' `calc_price` costs ~100 µs a call, so a model's rate card is resolved once
+(per provider and model, and per minute for the few models whose price depends on the
+time of day) and every event is priced with plain Decimal arithmetic. Tiers are still
+chosen per event: long-context prices depend on each call's own input size.
+
+What is priced how:
+- `input_tokens - cached_input_tokens` at the input rate, `cached_input_tokens` at the
+  cache-read rate (the input rate when a model has none);
+- `output_tokens` (reasoning included: providers bill reasoning as output) at the
+  output rate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from bot.config import ModelPrice
+from storage.types import quantize_money
+
+MILLION = Decimal(1_000_000)
+ZERO = Decimal(0)
+
+
+@dataclass(frozen=True, slots=True)
+class Rate:
+    """USD per million tokens, with optional cliff tiers: (start, price) ascending."""
+
+    base: Decimal
+    tiers: tuple[tuple[int, Decimal], ...] = ()
+
+    def at(self, total_input_tokens: int) -> Decimal:
+        price = self.base
+        for start, tier_price in self.tiers:
+            if total_input_tokens > start:
+                price = tier_price
+        return price
+
+
+@dataclass(frozen=True, slots=True)
+class RateCard:
+    input: Rate
+    output: Rate
+    cached_input: Rate | None
+    source: str  # "override" | "genai-prices <version>"
+
+    def cost(self, input_tokens: int, cached_input_tokens: int, output_tokens: int) -> Decimal:
+        cached_rate = self.cached_input or self.input
+        total = (
+            (input_tokens - cached_input_tokens) * self.input.at(input_tokens)
+            + cached_input_tokens * cached_rate.at(input_tokens)
+            + output_tokens * self.output.at(input_tokens)
+        )
+        return quantize_money(total / MILLION)
+
+
+@dataclass(frozen=True, slots=True)
+class Price:
+    cost_usd: Decimal
+    source: str
+    unpriced: bool = False
+
+
+UNPRICED = Price(ZERO, "unpriced", True)
+
+
+class Pricer:
+    """Prices events; holds the rate-card cache for the life of the process."""
+
+    def __init__(self, overrides: dict[str, ModelPrice] | None = None) -> None:
+        import genai_prices
+        from genai_prices.data_snapshot import get_snapshot
+
+        self._snapshot = get_snapshot()
+        self.genai_source = f"genai-prices {genai_prices.__version__}"
+        self._overrides = {
+            name.lower(): RateCard(
+                input=Rate(p.input),
+                output=Rate(p.output),
+                cached_input=Rate(p.cached_input) if p.cached_input is not None else None,
+                source="override",
+            )
+            for name, p in (overrides or {}).items()
+        }
+        # (provider, model) -> RateCard | ModelInfo (time-dependent) | None (unknown)
+        self._cards: dict[tuple[str | None, str], object] = {}
+        self._timed: dict[tuple[int, datetime], RateCard | None] = {}
+
+    def price(
+        self,
+        *,
+        model: str,
+        provider: str | None,
+        occurred_at: datetime,
+        input_tokens: int,
+        cached_input_tokens: int,
+        output_tokens: int,
+        cost_usd: Decimal | None = None,
+    ) -> Price:
+        if cost_usd is not None:
+            return Price(quantize_money(cost_usd), "source")
+        card = self.rate_card(model, provider, occurred_at)
+        if card is None:
+            return UNPRICED
+        return Price(card.cost(input_tokens, cached_input_tokens, output_tokens), card.source)
+
+    def rate_card(self, model: str, provider: str | None, occurred_at: datetime) -> RateCard | None:
+        key = (provider, model)
+        try:
+            found = self._cards[key]
+        except KeyError:
+            found = self._cards[key] = self._resolve(model, provider, occurred_at)
+        if found is None or isinstance(found, RateCard):
+            return found
+        # A model whose price depends on the date or time of day: cache per minute.
+        minute = occurred_at.replace(second=0, microsecond=0)
+        timed_key = (id(found), minute)
+        if timed_key not in self._timed:
+            self._timed[timed_key] = self._card_from(found.get_prices(minute))
+        return self._timed[timed_key]
+
+    def _resolve(self, model: str, provider: str | None, occurred_at: datetime) -> object:
+        lowered = model.lower()
+        if lowered in self._overrides:
+            return self._overrides[lowered]
+        info = self._lookup(lowered, provider)
+        if info is None:
+            return None
+        if isinstance(info.prices, list) and len(info.prices) > 1:
+            return info
+        return self._card_from(info.get_prices(occurred_at))
+
+    def _lookup(self, model: str, provider: str | None):
+        attempts: list[tuple[str, str | None]] = [(model, provider), (model, None)]
+        if "/" in model:  # gateway style "openai/gpt-4o"
+            prefix, _, rest = model.partition("/")
+            attempts += [(rest, prefix), (rest, None)]
+        for ref, provider_id in attempts:
+            try:
+                _, info = self._snapshot.find_provider_model(ref, None, provider_id, None)
+                return info
+            except (LookupError, ValueError):
+                continue
+        return None
+
+    def _card_from(self, model_price) -> RateCard | None:
+        input_rate = _rate(getattr(model_price, "input_mtok", None))
+        output_rate = _rate(getattr(model_price, "output_mtok", None))
+        if input_rate is None and output_rate is None:
+            return None
+        return RateCard(
+            input=input_rate or Rate(ZERO),
+            output=output_rate or Rate(ZERO),
+            cached_input=_rate(getattr(model_price, "cache_read_mtok", None)),
+            source=self.genai_source,
+        )
+
+
+def _rate(value) -> Rate | None:
+    if value is None:
+        return None
+    if isinstance(value, Decimal):
+        return Rate(value)
+    tiers = tuple(sorted((int(t.start), Decimal(t.price)) for t in value.tiers))
+    return Rate(Decimal(value.base), tiers)

@@ -1,0 +1,127 @@
+"""The one ingest path: validate, resolve identity, price, store (one transaction).
+
+Every source (native webhook, LiteLLM, `tokenbot import`, the demo) ends here, so the
+rules of SPEC 5 hold the same for all of them. `ingest` returns only after the commit:
+what it reports as accepted survives a crash.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from bot.clock import Clock
+from bot.identities import IdentityResolver
+from bot.pricing import Pricer
+from bot.sources.native import EventError, UsageRecord, validate_event
+from storage.db import Database
+from storage.usage import add_to_rollups, insert_events
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class Rejection:
+    index: int
+    id: str | None
+    error: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"index": self.index, "id": self.id, "error": self.error}
+
+
+@dataclass
+class IngestResult:
+    accepted: int = 0
+    duplicates: int = 0
+    rejected: list[Rejection] = field(default_factory=list)
+    # (user_key, month) pairs whose spend went up, for budget checks
+    touched: set[tuple[str, str]] = field(default_factory=set)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "accepted": self.accepted,
+            "duplicates": self.duplicates,
+            "rejected": [r.as_dict() for r in self.rejected],
+        }
+
+
+AfterIngest = Callable[[IngestResult], Awaitable[None]]
+
+
+class UsageIngestor:
+    def __init__(self, db: Database, pricer: Pricer, identities: IdentityResolver, clock: Clock) -> None:
+        self.db = db
+        self.pricer = pricer
+        self.identities = identities
+        self.clock = clock
+        self.after_ingest: list[AfterIngest] = []
+
+    async def ingest(self, raw_events: Sequence[Any], *, source: str) -> IngestResult:
+        result = IngestResult()
+        now = self.clock.now()
+        records: list[UsageRecord] = []
+        seen: set[str] = set()
+        for index, raw in enumerate(raw_events):
+            try:
+                record = validate_event(raw, now)
+            except EventError as exc:
+                raw_id = raw.get("id") if isinstance(raw, dict) else None
+                result.rejected.append(Rejection(index, raw_id if isinstance(raw_id, str) else None, str(exc)))
+                continue
+            if record.event_id in seen:  # the same id twice in one body counts once
+                result.duplicates += 1
+                continue
+            seen.add(record.event_id)
+            records.append(record)
+        if not records:
+            return result
+
+        user_keys = await self.identities.resolve_many(r.subject for r in records)
+        rows = [self._row(r, user_keys[r.subject], source, now) for r in records]
+        async with self.db.write() as session:
+            inserted = await insert_events(session, rows)
+            await add_to_rollups(session, inserted)
+        result.accepted = len(inserted)
+        result.duplicates += len(rows) - len(inserted)
+        result.touched = {(row["user_key"], f"{row['day']:%Y-%m}") for row in inserted}
+        for hook in self.after_ingest:
+            try:
+                await hook(result)
+            except Exception:  # a failing follow-up must not turn a stored batch into an error
+                log.exception("after-ingest hook failed")
+        return result
+
+    def _row(self, record: UsageRecord, user_key: str, source: str, now) -> dict[str, Any]:
+        price = self.pricer.price(
+            model=record.model,
+            provider=record.provider,
+            occurred_at=record.occurred_at,
+            input_tokens=record.input_tokens,
+            cached_input_tokens=record.cached_input_tokens,
+            output_tokens=record.output_tokens,
+            cost_usd=record.cost_usd,
+        )
+        return {
+            "event_id": record.event_id,
+            "occurred_at": record.occurred_at,
+            "day": self.clock.local_day(record.occurred_at),
+            "received_at": now,
+            "source": source,
+            "subject": record.subject,
+            "user_key": user_key,
+            "model": record.model,
+            "provider": record.provider,
+            "team": record.team,
+            "project": record.project,
+            "input_tokens": record.input_tokens,
+            "cached_input_tokens": record.cached_input_tokens,
+            "output_tokens": record.output_tokens,
+            "reasoning_tokens": record.reasoning_tokens,
+            "cost_usd": price.cost_usd,
+            "price_source": price.source,
+            "unpriced": price.unpriced,
+            "metadata": record.metadata,
+        }

@@ -1,0 +1,1 @@
+"""View models -> Block Kit and plain text: every Slack surface is rendered here."""

@@ -1,0 +1,320 @@
+"""The schema. Every table is created by an Alembic migration (storage/migrations).
+
+Conventions: times are UTC (`UTCDateTime`), days and months are the organisation's
+local calendar (`day`, `month` = "YYYY-MM"), tokens are 64-bit integers and money is
+`Money` (exact decimals). A `user_key` is the person spend is attributed to: a Slack
+user id when the source identity is linked, else the raw id as sent (unlinked).
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from storage.types import Money, UTCDateTime
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+def _tokens() -> Mapped[int]:
+    return mapped_column(BigInteger, nullable=False, default=0, server_default="0")
+
+
+def _money() -> Mapped[Decimal]:
+    return mapped_column(Money, nullable=False, default=Decimal(0), server_default="0")
+
+
+class UsageEvent(Base):
+    """One model call (or provider bucket), stored once per `event_id`."""
+
+    __tablename__ = "usage_events"
+
+    event_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    day: Mapped[date] = mapped_column(Date, nullable=False)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    source: Mapped[str] = mapped_column(String(20), nullable=False)
+    subject: Mapped[str] = mapped_column(String(320), nullable=False)
+    user_key: Mapped[str] = mapped_column(String(320), nullable=False)
+    model: Mapped[str] = mapped_column(String(200), nullable=False)
+    provider: Mapped[str | None] = mapped_column(String(100))
+    team: Mapped[str | None] = mapped_column(String(200))
+    project: Mapped[str | None] = mapped_column(String(200))
+    input_tokens: Mapped[int] = _tokens()
+    cached_input_tokens: Mapped[int] = _tokens()
+    output_tokens: Mapped[int] = _tokens()
+    reasoning_tokens: Mapped[int] = _tokens()
+    cost_usd: Mapped[Decimal] = _money()
+    # how the cost was found: "source" | "override" | "genai-prices <version>" | "unpriced"
+    price_source: Mapped[str] = mapped_column(String(60), nullable=False)
+    unpriced: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    meta: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSON)
+
+    __table_args__ = (
+        Index("ix_usage_events_user_key_day", "user_key", "day"),
+        Index("ix_usage_events_subject", "subject"),
+        Index("ix_usage_events_unpriced", "model", postgresql_where=text("unpriced"), sqlite_where=text("unpriced")),
+    )
+
+
+class _Measures:
+    input_tokens: Mapped[int] = _tokens()
+    cached_input_tokens: Mapped[int] = _tokens()
+    output_tokens: Mapped[int] = _tokens()
+    reasoning_tokens: Mapped[int] = _tokens()
+    cost_usd: Mapped[Decimal] = _money()
+    events: Mapped[int] = _tokens()
+    unpriced_events: Mapped[int] = _tokens()
+
+
+MEASURES = (
+    "input_tokens", "cached_input_tokens", "output_tokens", "reasoning_tokens",
+    "cost_usd", "events", "unpriced_events",
+)
+
+
+class UsageDailyModel(_Measures, Base):
+    """Per person, local day and model: top models, trends, digests."""
+
+    __tablename__ = "usage_daily_model"
+    user_key: Mapped[str] = mapped_column(String(320), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    model: Mapped[str] = mapped_column(String(200), primary_key=True)
+
+    __table_args__ = (Index("ix_usage_daily_model_day", "day"),)
+
+
+class UsageDaily(_Measures, Base):
+    """Per person and local day: leaderboards for today/week, trends, anomalies."""
+
+    __tablename__ = "usage_daily"
+    user_key: Mapped[str] = mapped_column(String(320), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+
+    __table_args__ = (Index("ix_usage_daily_day", "day"),)
+
+
+class UsageMonthly(_Measures, Base):
+    """Per person and local month: budgets, the limits API, monthly ranks."""
+
+    __tablename__ = "usage_monthly"
+    user_key: Mapped[str] = mapped_column(String(320), primary_key=True)
+    month: Mapped[str] = mapped_column(String(7), primary_key=True)
+
+    __table_args__ = (Index("ix_usage_monthly_month_cost", "month", "cost_usd"),)
+
+
+class Identity(Base):
+    """An external id (email, API key, gateway user) and the Slack user it belongs to.
+
+    `slack_user_id` is NULL for an email Slack did not know when last asked
+    (`checked_at`), so lookups are not repeated on every event.
+    """
+
+    __tablename__ = "identities"
+    external_id: Mapped[str] = mapped_column(String(320), primary_key=True)
+    slack_user_id: Mapped[str | None] = mapped_column(String(32))
+    source: Mapped[str] = mapped_column(String(20), nullable=False)  # "admin" | "email"
+    checked_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    set_by: Mapped[str | None] = mapped_column(String(32))
+
+
+class Person(Base):
+    """What Slack told us about a user (users.info), for names and admin checks."""
+
+    __tablename__ = "people"
+    slack_user_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    display_name: Mapped[str | None] = mapped_column(String(200))
+    email: Mapped[str | None] = mapped_column(String(320))
+    tz: Mapped[str | None] = mapped_column(String(64))
+    is_workspace_admin: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    fetched_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+
+
+class Budget(Base):
+    """A standing monthly budget set by an admin or by a "from now on" approval."""
+
+    __tablename__ = "budgets"
+    user_key: Mapped[str] = mapped_column(String(320), primary_key=True)
+    monthly_usd: Mapped[Decimal] = mapped_column(Money, nullable=False)
+    set_by: Mapped[str] = mapped_column(String(32), nullable=False)
+    set_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+
+
+class BudgetRaise(Base):
+    """A "this month only" raise: part of the limit for `month`, gone after it."""
+
+    __tablename__ = "budget_raises"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    user_key: Mapped[str] = mapped_column(String(320), nullable=False)
+    month: Mapped[str] = mapped_column(String(7), nullable=False)
+    amount_usd: Mapped[Decimal] = mapped_column(Money, nullable=False)
+    request_id: Mapped[int | None] = mapped_column(ForeignKey("budget_requests.id"), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+
+    __table_args__ = (Index("ix_budget_raises_user_key_month", "user_key", "month"),)
+
+
+class ApproverAssignment(Base):
+    """An approver set with `/tokens admin approver`."""
+
+    __tablename__ = "approver_assignments"
+    requester: Mapped[str] = mapped_column(String(32), primary_key=True)
+    approver: Mapped[str] = mapped_column(String(32), nullable=False)
+    set_by: Mapped[str] = mapped_column(String(32), nullable=False)
+    set_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+
+
+class BudgetRequest(Base):
+    """A request for more budget and its decision. One pending request per person."""
+
+    __tablename__ = "budget_requests"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    requester: Mapped[str] = mapped_column(String(32), nullable=False)
+    amount_usd: Mapped[Decimal] = mapped_column(Money, nullable=False)
+    granted_usd: Mapped[Decimal | None] = mapped_column(Money)
+    reason: Mapped[str | None] = mapped_column(Text)
+    scope: Mapped[str] = mapped_column(String(10), nullable=False)  # "month" | "standing"
+    month: Mapped[str] = mapped_column(String(7), nullable=False)
+    status: Mapped[str] = mapped_column(String(10), nullable=False, default="pending")
+    approvers: Mapped[list[str]] = mapped_column(JSON, nullable=False)
+    limit_before_usd: Mapped[Decimal] = mapped_column(Money, nullable=False)
+    decided_by: Mapped[str | None] = mapped_column(String(32))
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    decision_note: Mapped[str | None] = mapped_column(Text)
+    automatic: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    reminded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # where the approvers' DMs are, so any process can chat.update them later
+    messages: Mapped[list[dict[str, str]]] = mapped_column(JSON, nullable=False, default=list)
+
+    __table_args__ = (
+        Index(
+            "uq_budget_requests_one_pending",
+            "requester",
+            unique=True,
+            postgresql_where=text("status = 'pending'"),
+            sqlite_where=text("status = 'pending'"),
+        ),
+        Index("ix_budget_requests_status_created_at", "status", "created_at"),
+    )
+
+
+class AuditRecord(Base):
+    __tablename__ = "audit_log"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    actor: Mapped[str] = mapped_column(String(32), nullable=False)
+    action: Mapped[str] = mapped_column(String(40), nullable=False)
+    subject_user: Mapped[str | None] = mapped_column(String(320))
+    request_id: Mapped[int | None] = mapped_column(ForeignKey("budget_requests.id"))
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False, default=dict)
+
+    __table_args__ = (Index("ix_audit_log_subject_user_at", "subject_user", "at"),)
+
+
+class OutboxMessage(Base):
+    """A durable outgoing delivery (`limit.changed`), retried until accepted."""
+
+    __tablename__ = "outbox"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    msg_id: Mapped[str] = mapped_column(String(64), nullable=False, unique=True)
+    kind: Mapped[str] = mapped_column(String(40), nullable=False)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    # a lease, so two processes never deliver the same row at the same time
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (Index("ix_outbox_pending", "delivered_at", "next_attempt_at"),)
+
+
+class DigestSubscription(Base):
+    """A digest set with `/tokens admin digest` (config `[[digests]]` are read from the file)."""
+
+    __tablename__ = "digest_subscriptions"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    channel: Mapped[str] = mapped_column(String(32), nullable=False)
+    local_time: Mapped[str] = mapped_column(String(5), nullable=False)  # "HH:MM"
+    period: Mapped[str] = mapped_column(String(10), nullable=False, default="day")
+    top: Mapped[int] = mapped_column(Integer, nullable=False, default=10)
+    leaderboard: Mapped[str | None] = mapped_column(String(10))
+    created_by: Mapped[str] = mapped_column(String(32), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+
+    __table_args__ = (UniqueConstraint("channel", "period"),)
+
+
+class DigestRun(Base):
+    """The once-only claim of one digest: (channel, period, first day covered)."""
+
+    __tablename__ = "digest_runs"
+    channel: Mapped[str] = mapped_column(String(32), primary_key=True)
+    period: Mapped[str] = mapped_column(String(10), primary_key=True)
+    period_start: Mapped[date] = mapped_column(Date, primary_key=True)
+    status: Mapped[str] = mapped_column(String(10), nullable=False)  # claimed | posted | failed
+    claimed_by: Mapped[str] = mapped_column(String(100), nullable=False)
+    claimed_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    lease_until: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    posted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    message_ts: Mapped[str | None] = mapped_column(String(32))
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class AlertSent(Base):
+    """One budget alert per person, kind, month and threshold, whatever the process."""
+
+    __tablename__ = "alerts_sent"
+    user_key: Mapped[str] = mapped_column(String(320), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20), primary_key=True)  # "threshold" | "forecast"
+    month: Mapped[str] = mapped_column(String(7), primary_key=True)
+    threshold: Mapped[str] = mapped_column(String(10), primary_key=True)  # "0.8", "" for forecast
+    sent_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+
+
+class SlackEventSeen(Base):
+    """Events API `event_id`s already handled: Slack retries up to three times."""
+
+    __tablename__ = "slack_events_seen"
+    event_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    seen_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+
+
+class Setting(Base):
+    """Small facts about the database itself (e.g. the time zone rollups were built in)."""
+
+    __tablename__ = "settings"
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text, nullable=False)
