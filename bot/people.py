@@ -38,3 +38,48 @@ async def display_names(services: Services, user_keys: Iterable[str]) -> dict[st
             )
             names.update({k: v for k, v in rows if v})
     return {k: names.get(k, k) for k in keys}
+
+
+PROFILE_TTL_SECONDS = 6 * 3600
+
+
+async def fetch_person(services: Services, user_id: str, *, refresh: bool = False) -> Person | None:
+    """users.info, cached in `people` for a few hours; None when Slack does not know the id."""
+    from slack_sdk.errors import SlackApiError
+
+    now = services.clock.now()
+    async with services.db.session() as session:
+        cached = await session.get(Person, user_id)
+    if cached is not None and not refresh and (now - cached.fetched_at).total_seconds() < PROFILE_TTL_SECONDS:
+        return cached
+    if services.slack is None:
+        return cached
+    try:
+        response = await services.slack.users_info(user=user_id)
+    except SlackApiError as exc:
+        if exc.response.get("error") in ("user_not_found", "users_not_found"):
+            return None
+        if cached is not None:  # Slack trouble: an older answer beats none
+            return cached
+        raise
+    user = response["user"]
+    profile = user.get("profile") or {}
+    async with services.db.write() as session:
+        person = await session.get(Person, user_id) or Person(slack_user_id=user_id, fetched_at=now)
+        person.display_name = (
+            profile.get("display_name") or profile.get("real_name") or user.get("real_name") or user.get("name")
+        )
+        person.email = profile.get("email")
+        person.tz = user.get("tz")
+        person.is_workspace_admin = bool(user.get("is_admin") or user.get("is_owner"))
+        person.fetched_at = now
+        session.add(person)
+    return person
+
+
+async def is_admin(services: Services, user_id: str) -> bool:
+    """Admins: `admins` in config, or Slack workspace admins and owners (users.info)."""
+    if user_id in services.settings.admins:
+        return True
+    person = await fetch_person(services, user_id)
+    return bool(person and person.is_workspace_admin)
