@@ -8,6 +8,7 @@ the doors to the rules. We build the aiohttp Application ourselves rather than u
 from __future__ import annotations
 
 import logging
+import sqlite3
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
@@ -47,7 +48,7 @@ async def json_errors(request: web.Request, handler):
         if exc.content_type == "application/json" or exc.status < 400:
             raise
         return web.json_response({"error": exc.reason}, status=exc.status)
-    except (TimeoutError, OperationalError, DBAPIError, ConnectionError, OSError):
+    except (TimeoutError, OperationalError, DBAPIError, sqlite3.Error, ConnectionError, OSError):
         log.exception("database or network failure on %s %s", request.method, request.path)
         return web.json_response({"error": "storage unavailable; nothing was stored, retry later"}, status=503)
     except Exception:

@@ -9,15 +9,15 @@ The /tokens card, digests and the limits API all read it from here.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
-from decimal import Decimal
+from datetime import date, timedelta
+from decimal import ROUND_CEILING, Decimal
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.clock import Clock, month_key, next_month_first_day
 from bot.config import Settings
-from storage.models import Budget, BudgetRaise, UsageMonthly
+from storage.models import Budget, BudgetRaise, UsageDaily, UsageMonthly
 
 ZERO = Decimal(0)
 
@@ -82,3 +82,43 @@ async def budget_status(
         spent_usd=await month_spend(session, user_key, month),
         resets_on=next_month_first_day(day),
     )
+
+
+@dataclass(frozen=True)
+class Forecast:
+    """Where the month ends at the current pace (the trailing 7 local days, today included)."""
+
+    pace_per_day: Decimal
+    projected_month_end: Decimal
+    runs_out_on: date | None  # the local day spend reaches the limit, when that is in this month
+
+
+FORECAST_DAYS = 7
+
+
+def forecast(status: BudgetStatus, trailing_spend: Decimal, today: date) -> Forecast:
+    """Pace = trailing 7-day spend / 7; the budget runs out on the first day whose end passes it."""
+    pace = trailing_spend / FORECAST_DAYS
+    days_after_today = (status.resets_on - today).days - 1
+    projected = status.spent_usd + pace * days_after_today
+    if status.spent_usd >= status.limit_usd:
+        return Forecast(pace, projected, today)
+    if pace <= 0:
+        return Forecast(pace, projected, None)
+    days = ((status.limit_usd - status.spent_usd) / pace).to_integral_value(rounding=ROUND_CEILING)
+    if days >= (status.resets_on - today).days:  # not this month (and a tiny pace would overflow a date)
+        return Forecast(pace, projected, None)
+    runs_out = today + timedelta(days=int(days))
+    return Forecast(pace, projected, runs_out if runs_out < status.resets_on else None)
+
+
+async def trailing_spend(session: AsyncSession, user_key: str, today: date, days: int = FORECAST_DAYS) -> Decimal:
+    total = await session.scalar(
+        select(func.sum(UsageDaily.cost_usd)).where(
+            UsageDaily.user_key == user_key,
+            UsageDaily.day > today - timedelta(days=days),
+            UsageDaily.day <= today,
+        )
+    )
+    return total or ZERO
+

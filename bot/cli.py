@@ -1,4 +1,4 @@
-"""`tokenbot` command line: serve | demo | db upgrade | import | reprice."""
+"""`tokenbot` command line: serve | demo | db upgrade | import | reprice | digest."""
 
 from __future__ import annotations
 
@@ -28,6 +28,10 @@ def main(argv: list[str] | None = None) -> int:
     db_sub.add_parser("upgrade", help="apply migrations to $DATABASE_URL")
     imp = sub.add_parser("import", help="backfill usage events from a JSON Lines file (native format)")
     imp.add_argument("file", type=Path)
+    dig = sub.add_parser("digest", help="build a digest now and post it (or print it with --dry-run)")
+    dig.add_argument("--channel", help="only this channel's digest (a daily one with defaults if none is set up)")
+    dig.add_argument("--date", type=_local_date, help="the day covered, YYYY-MM-DD (default: yesterday)")
+    dig.add_argument("--dry-run", action="store_true", help="print the text and Block Kit JSON instead of posting")
     rep = sub.add_parser("reprice", help="price stored events again (unpriced ones, or --all)")
     rep.add_argument("--all", action="store_true", help="also re-price events already priced (not source-priced)")
     parser.add_argument("-v", "--verbose", action="store_true")
@@ -37,6 +41,8 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.WARNING if args.command == "demo" else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if not args.verbose:  # Alembic's INFO chatter would bury the one line a failure prints
+        logging.getLogger("alembic").setLevel(logging.WARNING)
     try:
         if args.command == "demo":
             from bot.demo import run_demo
@@ -54,6 +60,11 @@ def main(argv: list[str] | None = None) -> int:
                 raise CommandError(f"import: no such file: {args.file}")
             migrate(settings)
             return asyncio.run(import_file(settings, args.file))
+        if args.command == "digest":
+            from bot.digests import digest_command
+
+            migrate(settings)
+            return asyncio.run(digest_command(settings, channel=args.channel, day=args.date, dry_run=args.dry_run))
         if args.command == "reprice":
             migrate(settings)
             return asyncio.run(reprice(settings, include_priced=args.all))
@@ -64,6 +75,15 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     parser.error(f"unknown command {args.command}")
     return 2
+
+
+def _local_date(value: str):
+    from datetime import date
+
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date like 2026-11-24: {value!r}") from None
 
 
 def safe_url(url: str) -> str:

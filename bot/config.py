@@ -168,7 +168,11 @@ def parse_toml_text(text: str, *, source: str = "config") -> dict[str, Any]:
 
 
 def _parse_toml(path: Path) -> dict[str, Any]:
-    return parse_toml_text(path.read_text(encoding="utf-8"), source=str(path))
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read the config file: {exc}") from None
+    return parse_toml_text(text, source=str(path))
 
 
 def _toml_values(data: dict[str, Any]) -> dict[str, Any]:
@@ -251,6 +255,9 @@ def _toml_values(data: dict[str, Any]) -> dict[str, Any]:
         out["digests"] = tuple(_digest(i, d) for i, d in enumerate(raw))
 
     pricing = _table("pricing", data.get("pricing", {}))
+    for key in pricing:
+        if key != "models":
+            raise ConfigError(f"pricing.{key}: unknown setting (use [pricing.models.\"<model>\"])")
     models = _table("pricing.models", pricing.get("models", {}))
     prices = {}
     for name, entry in models.items():

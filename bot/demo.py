@@ -197,6 +197,15 @@ async def _demo(database: Path, people_count: int, seed: int) -> None:
               f"({totals['accepted']:,} stored, {totals['duplicates']} duplicates, {totals['rejected']} rejected)")
         print(f"database: {database}\n")
         print(await render_summary(services))
+        from bot.cards import render_demo_cards
+
+        print("\n" + await render_demo_cards(services))
+        from bot.digests import demo_digest_text
+
+        print("\n" + await demo_digest_text(services))
+        from bot.approvals import demo_walkthrough
+
+        print("\n" + await demo_walkthrough(services))
     finally:
         await services.close()
 

@@ -52,6 +52,7 @@ class IdentityResolver:
         self.lookup_email = lookup_email
         self._cache: dict[str, tuple[str | None, float]] = {}
         self._pending_lookups: set[str] = set()
+        self._to_look_up: set[str] = set()  # unknown emails, looked up once their batch is stored
         self._queue: asyncio.Queue[str] | None = None
         self._worker: asyncio.Task | None = None
 
@@ -80,11 +81,33 @@ class IdentityResolver:
                 self._cache[subject] = (linked, expires)
                 result[subject] = linked or subject
                 if identity is None and looks_like_email(subject):
-                    self._queue_lookup(subject)
+                    self._to_look_up.add(subject)
                 elif identity is not None and identity.slack_user_id is None and identity.source == "email":
                     if identity.checked_at + RETRY_UNKNOWN_EMAIL < self.clock.now():
-                        self._queue_lookup(subject)
+                        self._to_look_up.add(subject)
         return result
+
+    async def after_commit(self, used: dict[str, str]) -> None:
+        """Once a batch is stored: start the email lookups it needs, and fix up any subject
+        that was linked while the batch was in flight (its rows went in under the old key)."""
+        # Another process may have linked a subject this process still had cached (up to
+        # CACHE_SECONDS): the stored link is the truth, or that spend stays misattributed for good.
+        external = [s for s in used if not is_slack_user_id(s) and s not in self.config_links]
+        if external:
+            stored = await self._load(external)
+            expires = time.monotonic() + CACHE_SECONDS
+            for subject in external:
+                identity = stored.get(subject)
+                if identity is not None and identity.slack_user_id and identity.slack_user_id != used[subject]:
+                    self._cache[subject] = (identity.slack_user_id, expires)
+        for subject, user_key in used.items():
+            current = self._cache.get(subject)
+            if current is not None and current[0] and current[0] != user_key:
+                async with self.db.write() as session:
+                    await reattribute(session, subject, current[0])
+        for email in [e for e in self._to_look_up if e in used]:
+            self._to_look_up.discard(email)
+            self._queue_lookup(email)
 
     async def resolve(self, subject: str) -> str:
         return (await self.resolve_many([subject]))[subject]

@@ -55,7 +55,7 @@ async def pending_request(session, user_key: str) -> BudgetRequest | None:
 def request_summary(request: BudgetRequest) -> dict[str, Any]:
     return {
         "id": request.id,
-        "amount_usd": str(request.amount_usd.normalize()),
+        "amount_usd": money(request.amount_usd),
         "scope": "this_month" if request.scope == "month" else "from_now_on",
         "reason": request.reason,
         "approvers": request.approvers,

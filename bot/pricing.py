@@ -126,6 +126,8 @@ class Pricer:
         lowered = model.lower()
         if lowered in self._overrides:
             return self._overrides[lowered]
+        if "/" in lowered and lowered.partition("/")[2] in self._overrides:  # gateway style "openai/acme-1"
+            return self._overrides[lowered.partition("/")[2]]
         info = self._lookup(lowered, provider)
         if info is None:
             return None

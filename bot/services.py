@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import socket
@@ -50,8 +51,20 @@ class Services:
     slack: AsyncWebClient | None
     instance_id: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
 
-    async def close(self) -> None:
+    async def close(self, *, grace_seconds: float = 5.0) -> None:
+        """Let background work (alert DMs, message updates) finish briefly, then release everything."""
+        from bot.background import background
+
+        holder = background(self)
+        try:
+            await asyncio.wait_for(holder.drain(), grace_seconds)
+        except TimeoutError:
+            for task in list(holder.tasks):
+                task.cancel()
+            await asyncio.gather(*holder.tasks, return_exceptions=True)
+            log.warning("stopped %d background tasks at shutdown", len(holder.tasks))
         await self.identities.close()
+        self.ingestor.writer.close()
         await self.db.dispose()
 
 
@@ -62,7 +75,7 @@ def build_services(settings: Settings, *, clock: Clock | None = None, with_slack
     lookup = _email_lookup(slack) if slack is not None else None
     identities = IdentityResolver(db, settings, clock, lookup)
     pricer = Pricer(settings.model_prices)
-    return Services(
+    services = Services(
         settings=settings,
         clock=clock,
         db=db,
@@ -71,6 +84,10 @@ def build_services(settings: Settings, *, clock: Clock | None = None, with_slack
         ingestor=UsageIngestor(db, pricer, identities, clock),
         slack=slack,
     )
+    from bot.alerts import install as install_budget_alerts  # budget alerts after each stored batch
+
+    install_budget_alerts(services)
+    return services
 
 
 def _email_lookup(client: AsyncWebClient):

@@ -17,7 +17,7 @@ from bot.identities import IdentityResolver
 from bot.pricing import Pricer
 from bot.sources.native import EventError, UsageRecord, validate_event
 from storage.db import Database
-from storage.usage import add_to_rollups, insert_events
+from storage.usage import UsageWriter
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +57,7 @@ class UsageIngestor:
         self.pricer = pricer
         self.identities = identities
         self.clock = clock
+        self.writer = UsageWriter(db)
         self.after_ingest: list[AfterIngest] = []
 
     async def ingest(self, raw_events: Sequence[Any], *, source: str) -> IngestResult:
@@ -81,9 +82,8 @@ class UsageIngestor:
 
         user_keys = await self.identities.resolve_many(r.subject for r in records)
         rows = [self._row(r, user_keys[r.subject], source, now) for r in records]
-        async with self.db.write() as session:
-            inserted = await insert_events(session, rows)
-            await add_to_rollups(session, inserted)
+        inserted = await self.writer.write(rows)
+        await self.identities.after_commit(user_keys)
         result.accepted = len(inserted)
         result.duplicates += len(rows) - len(inserted)
         result.touched = {(row["user_key"], f"{row['day']:%Y-%m}") for row in inserted}

@@ -15,7 +15,13 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from sqlalchemy import event, text
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -24,6 +30,7 @@ class Database:
     def __init__(self, url: str, *, echo: bool = False) -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
+        self.sqlite_path = _sqlite_path(url) if self.is_sqlite else None
         if self.is_sqlite:
             self.engine: AsyncEngine = create_async_engine(
                 url, echo=echo, connect_args={"timeout": 30}, pool_size=5, max_overflow=5
@@ -34,6 +41,7 @@ class Database:
             self.engine = create_async_engine(url, echo=echo, pool_size=10, max_overflow=10, pool_pre_ping=True)
             write_engine = self.engine
         self.dialect = self.engine.dialect.name
+        self._write_engine = write_engine
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self._write_sessions = async_sessionmaker(write_engine, expire_on_commit=False)
 
@@ -45,6 +53,12 @@ class Database:
         """A session in a write transaction, committed on success, rolled back on error."""
         async with self._write_sessions() as session, session.begin():
             yield session
+
+    @asynccontextmanager
+    async def write_connection(self) -> AsyncIterator[AsyncConnection]:
+        """A Core connection in a write transaction, for the ingest hot path."""
+        async with self._write_engine.begin() as conn:
+            yield conn
 
     async def ping(self) -> bool:
         try:
@@ -59,6 +73,29 @@ class Database:
         await self.engine.dispose()
 
 
+SQLITE_PRAGMAS = (
+    "PRAGMA journal_mode=WAL",
+    "PRAGMA synchronous=FULL",
+    "PRAGMA foreign_keys=ON",
+    "PRAGMA busy_timeout=30000",
+)
+
+
+def _sqlite_path(url: str) -> str | None:
+    path = url.split(":///", 1)[1].split("?", 1)[0] if ":///" in url else ""
+    return path if path and path != ":memory:" else None
+
+
+def connect_sqlite(path: str):
+    """A plain sqlite3 connection with the same settings as the engine's (the ingest writer's)."""
+    import sqlite3
+
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
+    for pragma in SQLITE_PRAGMAS:
+        conn.execute(pragma)
+    return conn
+
+
 def _configure_sqlite(engine: AsyncEngine) -> None:
     sync_engine = engine.sync_engine
 
@@ -67,10 +104,8 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         # Take transaction control from the driver so BEGIN is ours (see "begin" below).
         dbapi_conn.isolation_level = None
         cursor = dbapi_conn.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=FULL")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        for pragma in SQLITE_PRAGMAS:
+            cursor.execute(pragma)
         cursor.close()
 
     @event.listens_for(sync_engine, "begin")

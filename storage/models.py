@@ -128,7 +128,7 @@ class UsageMonthly(_Measures, Base):
     user_key: Mapped[str] = mapped_column(String(320), primary_key=True)
     month: Mapped[str] = mapped_column(String(7), primary_key=True)
 
-    __table_args__ = (Index("ix_usage_monthly_month_cost", "month", "cost_usd"),)
+    __table_args__ = (Index("ix_usage_monthly_month", "month"),)
 
 
 class Identity(Base):

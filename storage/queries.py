@@ -3,13 +3,25 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, delete, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
-from storage.models import UsageDaily, UsageDailyModel, UsageMonthly
+from storage.models import (
+    ApproverAssignment,
+    Budget,
+    BudgetRaise,
+    DigestSubscription,
+    Identity,
+    Person,
+    SlackEventSeen,
+    UsageDaily,
+    UsageDailyModel,
+    UsageMonthly,
+)
 
 
 @dataclass(frozen=True)
@@ -119,3 +131,322 @@ async def daily_series(session: AsyncSession, first: date, last: date, user_key:
         query = query.where(d.user_key == user_key)
     query = query.group_by(d.day).order_by(d.day)
     return [(r[0], _totals(r[1:])) for r in await session.execute(query)]
+
+
+# -- digests (bot/digests.py) -------------------------------------------------------------------------
+_IN_CHUNK = 500
+
+
+def _chunks(keys) -> list[list[str]]:
+    keys = sorted(set(keys))
+    return [keys[i : i + _IN_CHUNK] for i in range(0, len(keys), _IN_CHUNK)]
+
+
+async def costs_by_user(session: AsyncSession, first: date, last: date, user_keys=None) -> dict[str, Decimal]:
+    """user_key -> cost over [first, last] from usage_daily (only people with rows; optionally some keys)."""
+    d = UsageDaily
+    base = select(d.user_key, func.sum(d.cost_usd)).where(d.day >= first, d.day <= last).group_by(d.user_key)
+    if user_keys is None:
+        return {k: c or Decimal(0) for k, c in await session.execute(base)}
+    out: dict[str, Decimal] = {}
+    for chunk in _chunks(user_keys):
+        out.update({k: c or Decimal(0) for k, c in await session.execute(base.where(d.user_key.in_(chunk)))})
+    return out
+
+
+async def daily_costs(
+    session: AsyncSession, first: date, last: date, *, user_keys=None, min_cost: Decimal | None = None
+) -> list[tuple[str, date, Decimal]]:
+    """(user_key, day, cost) rows of usage_daily in [first, last], optionally for some keys / at least min_cost."""
+    d = UsageDaily
+    base = select(d.user_key, d.day, d.cost_usd).where(d.day >= first, d.day <= last)
+    if min_cost is not None:
+        base = base.where(d.cost_usd >= min_cost)
+    if user_keys is None:
+        return [(k, day, c) for k, day, c in await session.execute(base)]
+    rows: list[tuple[str, date, Decimal]] = []
+    for chunk in _chunks(user_keys):
+        rows.extend((k, day, c) for k, day, c in await session.execute(base.where(d.user_key.in_(chunk))))
+    return rows
+
+
+async def month_costs_through(
+    session: AsyncSession, month: str, last: date, month_last: date
+) -> dict[str, Decimal]:
+    """user_key -> spend in `month` up to and including `last`, for people with spend.
+
+    Reads usage_monthly and takes off the (few) days of the month after `last`, so a digest
+    for yesterday does not scan a month of daily rows.
+    """
+    m, d = UsageMonthly, UsageDaily
+    spent = {k: c or Decimal(0) for k, c in await session.execute(
+        select(m.user_key, m.cost_usd).where(m.month == month)
+    )}
+    if last < month_last:
+        later = await session.execute(
+            select(d.user_key, func.sum(d.cost_usd)).where(d.day > last, d.day <= month_last).group_by(d.user_key)
+        )
+        for key, cost in later:
+            spent[key] = spent.get(key, Decimal(0)) - (cost or Decimal(0))
+    return {k: v for k, v in spent.items() if v > 0}
+
+
+async def standing_budgets(session: AsyncSession) -> dict[str, Decimal]:
+    """Every stored standing budget (admin-set or approved "from now on"): user_key -> monthly USD."""
+    return {k: v for k, v in await session.execute(select(Budget.user_key, Budget.monthly_usd))}
+
+
+async def raises_by_user(session: AsyncSession, month: str) -> dict[str, Decimal]:
+    """user_key -> the sum of "this month only" raises for `month`."""
+    r = BudgetRaise
+    query = select(r.user_key, func.sum(r.amount_usd)).where(r.month == month).group_by(r.user_key)
+    return {k: v or Decimal(0) for k, v in await session.execute(query)}
+
+
+async def daily_costs_by_model(session: AsyncSession, first: date, last: date) -> list[tuple[date, str, Decimal]]:
+    """(day, model, cost) over [first, last] from usage_daily_model."""
+    d = UsageDailyModel
+    query = (
+        select(d.day, d.model, func.sum(d.cost_usd))
+        .where(d.day >= first, d.day <= last)
+        .group_by(d.day, d.model)
+    )
+    return [(day, model, c or Decimal(0)) for day, model, c in await session.execute(query)]
+
+
+# -- /tokens cards, leaderboards, admin commands and the App Home -------------------------------
+
+async def person_days(session: AsyncSession, user_key: str, first: date, last: date) -> list[tuple[date, Totals]]:
+    """One person's (day, Totals) rows with usage in the window (primary-key range on usage_daily)."""
+    d = UsageDaily
+    query = (
+        select(d.day, d.input_tokens, d.cached_input_tokens, d.output_tokens, d.reasoning_tokens, d.cost_usd,
+               d.events)
+        .where(d.user_key == user_key, d.day >= first, d.day <= last)
+        .order_by(d.day)
+    )
+    return [(r[0], _totals(r[1:])) for r in await session.execute(query)]
+
+
+def _ahead(cost_col, tokens_col, key_col, mine_cost: Decimal, mine_tokens: int, key: str):
+    """Rows before (cost, tokens, key) in leaderboard order: cost desc, tokens desc, key asc."""
+    return or_(
+        cost_col > mine_cost,
+        and_(cost_col == mine_cost, tokens_col > mine_tokens),
+        and_(cost_col == mine_cost, tokens_col == mine_tokens, key_col < key),
+    )
+
+
+async def month_position(
+    session: AsyncSession, month: str, user_key: str
+) -> tuple[int | None, Totals | None, int | None]:
+    """A person's rank in `leaderboard_month` order, their month Totals and how many people
+    have spend this month, in one statement; (None, None, None) without spend."""
+    m = UsageMonthly
+    other = aliased(UsageMonthly)
+    ahead = (
+        select(func.count())
+        .where(
+            other.month == m.month,
+            _ahead(other.cost_usd, other.input_tokens + other.output_tokens, other.user_key, m.cost_usd,
+                   m.input_tokens + m.output_tokens, m.user_key),
+        )
+        .scalar_subquery()
+    )
+    people = select(func.count()).where(other.month == m.month).scalar_subquery()
+    row = (await session.execute(
+        select(m.input_tokens, m.cached_input_tokens, m.output_tokens, m.reasoning_tokens, m.cost_usd, m.events,
+               ahead, people)
+        .where(m.user_key == user_key, m.month == month)
+    )).first()
+    if row is None:
+        return None, None, None
+    return int(row[6]) + 1, _totals(row[:6]), int(row[7])
+
+
+async def identities_of(session: AsyncSession, slack_user_id: str) -> list[str]:
+    """External ids linked to a person in the database (config links are the caller's to add)."""
+    rows = await session.scalars(select(Identity.external_id).where(Identity.slack_user_id == slack_user_id))
+    return sorted(rows)
+
+
+async def names_of(session: AsyncSession, slack_user_ids) -> dict[str, str]:
+    """Slack id -> display name, for those `people` knows by name."""
+    keys = sorted(set(slack_user_ids))
+    if not keys:
+        return {}
+    rows = await session.execute(
+        select(Person.slack_user_id, Person.display_name).where(Person.slack_user_id.in_(keys))
+    )
+    return {k: v for k, v in rows if v}
+
+
+async def keys_with_usage(session: AsyncSession, user_keys: list[str]) -> list[str]:
+    """Those of `user_keys` that have spend stored under them (any month)."""
+    if not user_keys:
+        return []
+    m = UsageMonthly
+    rows = await session.scalars(select(m.user_key).where(m.user_key.in_(user_keys)).distinct())
+    return sorted(rows)
+
+
+async def months_of(session: AsyncSession, user_key: str) -> list[tuple[str, Totals]]:
+    """(month, Totals) stored under one key, e.g. an unlinked id before it is linked."""
+    m = UsageMonthly
+    query = (
+        select(m.month, m.input_tokens, m.cached_input_tokens, m.output_tokens, m.reasoning_tokens, m.cost_usd,
+               m.events)
+        .where(m.user_key == user_key)
+        .order_by(m.month)
+    )
+    return [(r[0], _totals(r[1:])) for r in await session.execute(query)]
+
+
+async def claim_slack_event(session: AsyncSession, event_id: str, now: datetime) -> bool:
+    """Record an Events API event_id; False when it was seen before (a retry or another process)."""
+    from storage.usage import dialect_insert
+
+    table = SlackEventSeen.__table__
+    stmt = (
+        dialect_insert(session, table)
+        .values(event_id=event_id, seen_at=now)
+        .on_conflict_do_nothing(index_elements=["event_id"])
+        .returning(table.c.event_id)
+    )
+    return (await session.execute(stmt)).first() is not None
+
+
+async def release_slack_event(session: AsyncSession, event_id: str) -> None:
+    """Forget a claim whose work failed, so Slack's retry can do it."""
+    await session.execute(delete(SlackEventSeen).where(SlackEventSeen.event_id == event_id))
+
+
+async def forget_slack_events(session: AsyncSession, before: datetime) -> None:
+    await session.execute(delete(SlackEventSeen).where(SlackEventSeen.seen_at < before))
+
+
+async def upsert_budget(session: AsyncSession, user_key: str, monthly_usd: Decimal, set_by: str,
+                        at: datetime) -> None:
+    from storage.usage import dialect_insert
+
+    stmt = dialect_insert(session, Budget.__table__).values(
+        user_key=user_key, monthly_usd=monthly_usd, set_by=set_by, set_at=at
+    )
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["user_key"],
+        set_={"monthly_usd": stmt.excluded.monthly_usd, "set_by": stmt.excluded.set_by,
+              "set_at": stmt.excluded.set_at},
+    )
+    await session.execute(stmt)
+
+
+async def upsert_approver(session: AsyncSession, requester: str, approver: str, set_by: str,
+                          at: datetime) -> None:
+    from storage.usage import dialect_insert
+
+    stmt = dialect_insert(session, ApproverAssignment.__table__).values(
+        requester=requester, approver=approver, set_by=set_by, set_at=at
+    )
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["requester"],
+        set_={"approver": stmt.excluded.approver, "set_by": stmt.excluded.set_by, "set_at": stmt.excluded.set_at},
+    )
+    await session.execute(stmt)
+
+
+async def upsert_digest_subscription(
+    session: AsyncSession, *, channel: str, local_time: str, period: str, top: int, created_by: str, at: datetime
+) -> None:
+    """One subscription per (channel, period): a second `/tokens admin digest` moves its time."""
+    from storage.usage import dialect_insert
+
+    stmt = dialect_insert(session, DigestSubscription.__table__).values(
+        channel=channel, local_time=local_time, period=period, top=top, created_by=created_by, created_at=at
+    )
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["channel", "period"],
+        set_={"local_time": stmt.excluded.local_time, "top": stmt.excluded.top,
+              "created_by": stmt.excluded.created_by, "created_at": stmt.excluded.created_at},
+    )
+    await session.execute(stmt)
+
+
+@dataclass(frozen=True)
+class Standings:
+    """The top rows of a leaderboard, the caller's row wherever it is, and everyone's totals."""
+
+    rows: list[tuple[int, Ranked]]  # (rank, row), rank order; the caller's row included
+    people: int
+    total_cost: Decimal
+    total_tokens: int
+
+
+async def standings(
+    session: AsyncSession, caller: str, top: int, *, month: str | None = None,
+    first: date | None = None, last: date | None = None,
+) -> Standings:
+    """`leaderboard_month` (with `month`) or `leaderboard_days` (with `first`..`last`) order:
+    the first `top` rows, the caller's row wherever it is, and everyone's totals.
+
+    Three small statements (top-N, totals, the caller's position when outside the top); on
+    SQLite they cost a few milliseconds together, where one window-function query costs more.
+    """
+    if month is not None:
+        m = UsageMonthly
+        leaders = await leaderboard_month(session, month, limit=top)
+        everyone = (await session.execute(
+            select(func.count(), func.sum(m.cost_usd), func.sum(m.input_tokens + m.output_tokens))
+            .where(m.month == month)
+        )).one()
+    else:
+        d = UsageDaily
+        leaders = await leaderboard_days(session, first, last, limit=top)
+        everyone = (await session.execute(
+            select(func.count(func.distinct(d.user_key)), func.sum(d.cost_usd),
+                   func.sum(d.input_tokens + d.output_tokens))
+            .where(d.day >= first, d.day <= last)
+        )).one()
+    rows = [(rank, row) for rank, row in enumerate(leaders, start=1)]
+    if leaders and caller not in {r.key for r in leaders}:
+        if month is not None:
+            rank, totals, _ = await month_position(session, month, caller)
+        else:
+            rank, totals = await days_position(session, first, last, caller)
+        if rank is not None and totals is not None:
+            rows.append((rank, Ranked(caller, totals)))
+    return Standings(
+        rows=rows,
+        people=int(everyone[0] or 0),
+        total_cost=everyone[1] if everyone[1] is not None else Decimal(0),
+        total_tokens=int(everyone[2] or 0),
+    )
+
+
+async def days_position(
+    session: AsyncSession, first: date, last: date, user_key: str
+) -> tuple[int | None, Totals | None]:
+    """A person's rank in `leaderboard_days` order for the window, and their Totals there."""
+    d = UsageDaily
+    mine = (await session.execute(
+        select(func.count(), *_sums(d)).where(d.user_key == user_key, d.day >= first, d.day <= last)
+    )).one()
+    if not mine[0]:
+        return None, None
+    totals = _totals(mine[1:])
+    per_person = (
+        select(
+            d.user_key.label("user_key"),
+            func.sum(d.cost_usd).label("cost_usd"),
+            func.sum(d.input_tokens + d.output_tokens).label("tokens"),
+        )
+        .where(d.day >= first, d.day <= last)
+        .group_by(d.user_key)
+        .subquery()
+    )
+    ahead = await session.scalar(
+        select(func.count()).select_from(per_person).where(
+            _ahead(per_person.c.cost_usd, per_person.c.tokens, per_person.c.user_key, totals.cost_usd,
+                   totals.tokens, user_key)
+        )
+    )
+    return int(ahead or 0) + 1, totals

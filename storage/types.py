@@ -67,7 +67,9 @@ def money_from_db(value, dialect_name: str) -> Decimal:
 
 def money_to_db(value: Decimal, dialect_name: str):
     if dialect_name == "sqlite":
-        return int(quantize_money(value).scaleb(MONEY_SCALE))
+        # costs are quantized once when priced; integral() only guards the exception
+        scaled = value.scaleb(MONEY_SCALE)
+        return int(scaled) if scaled == scaled.to_integral_value() else int(quantize_money(value).scaleb(MONEY_SCALE))
     return quantize_money(value)
 
 

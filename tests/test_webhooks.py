@@ -150,7 +150,7 @@ INVALID = [
     (dict(input_tokens=True), "input_tokens: must be an integer"),
     (dict(input_tokens=10, cached_input_tokens=11), "cached_input_tokens: 11 is more than input_tokens"),
     (dict(output_tokens=10, reasoning_tokens=11), "reasoning_tokens: 11 is more than output_tokens"),
-    (dict(timestamp=(datetime.now(UTC) + timedelta(minutes=6)).isoformat()), "more than 5 minutes in the future"),
+    (dict(timestamp=(datetime.now(UTC) + timedelta(hours=1)).isoformat()), "more than 5 minutes in the future"),
     (dict(timestamp="2026-11-20 14:03"), "has no UTC offset"),
     (dict(id=None), "id: required"),
     (dict(id="x" * 201), "id: at most 200"),
@@ -247,3 +247,10 @@ async def test_process_keeps_serving_after_bad_input(bot):
     await bot.post_usage(None, raw=b"{}", content_type="application/xml")
     status, body = await bot.post_usage([event(99)])
     assert status == 200, body
+
+
+async def test_timestamp_six_minutes_ahead_is_rejected(bot):
+    ahead = (datetime.now(UTC) + timedelta(minutes=6)).isoformat()
+    status, body = await bot.post_usage([event(timestamp=ahead)])
+    assert status == 422
+    assert "more than 5 minutes in the future" in body["rejected"][0]["error"]

@@ -11,7 +11,8 @@ from slack_bolt.async_app import AsyncApp
 
 from bot.services import Services
 
-LISTENER_MODULES = ["handlers.slack.commands"]
+LISTENER_MODULES = ["handlers.slack.commands", "handlers.slack.events", "handlers.slack.actions",
+                    "handlers.slack.modals"]
 
 
 def register(app: AsyncApp, services: Services) -> None:

@@ -241,7 +241,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("user_key", "month", name=op.f("pk_usage_monthly")),
     )
     with op.batch_alter_table("usage_monthly", schema=None) as batch_op:
-        batch_op.create_index("ix_usage_monthly_month_cost", ["month", "cost_usd"], unique=False)
+        batch_op.create_index("ix_usage_monthly_month", ["month"], unique=False)
 
     op.create_table(
         "audit_log",
@@ -291,7 +291,7 @@ def downgrade() -> None:
 
     op.drop_table("audit_log")
     with op.batch_alter_table("usage_monthly", schema=None) as batch_op:
-        batch_op.drop_index("ix_usage_monthly_month_cost")
+        batch_op.drop_index("ix_usage_monthly_month")
 
     op.drop_table("usage_monthly")
     with op.batch_alter_table("usage_events", schema=None) as batch_op:

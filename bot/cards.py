@@ -1,0 +1,234 @@
+"""What `/tokens` shows: the personal card, the leaderboard and the budget answer, as view models.
+
+Everything here reads the rollups (usage_daily, usage_daily_model, usage_monthly), never the
+raw events, so an answer costs a handful of indexed reads whatever the size of the ledger.
+
+Decisions:
+- Periods are the organisation's local days (settings.timezone): "today", "last 7 days"
+  (today and the 6 days before) and "month to date".
+- Pace and projection come from bot.budgets.forecast (shared with the forecast alert): the
+  trailing 7 local days' spend / 7, projected over the days left in the month; the run-out
+  day is shown only when it falls within this month.
+- Rank is the caller's position in the month leaderboard (cost, then tokens, then key),
+  counted among everyone with spend this month, unlinked ids included; it is shown on the
+  card whatever the leaderboard privacy setting.
+- "week" in `/tokens top week` is the same 7-day window as the card, not the calendar week.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import date, timedelta
+from decimal import Decimal
+
+from bot.approvals import resolve_approvers
+from bot.budgets import BudgetStatus, budget_status, forecast, trailing_spend
+from bot.clock import month_first_day, month_key, month_last_day
+from bot.identities import is_slack_user_id
+from bot.limits import pending_request
+from bot.people import fetch_person
+from bot.services import Services
+from bot.views.card import BudgetFigures, BudgetView, CardView, ModelLine, PendingView, PeriodFigures
+from bot.views.leaderboard import LeaderboardView, LeaderRow
+from storage import queries
+from storage.models import BudgetRequest, Person
+
+log = logging.getLogger(__name__)
+
+TREND_DAYS = 14
+TOP_MODELS = 3
+LEADERBOARD_TOP = 10
+PERIODS = ("today", "week", "month")
+
+
+def _period(label: str, first: date, last: date, days: dict[date, queries.Totals]) -> PeriodFigures:
+    rows = [t for d, t in days.items() if first <= d <= last]
+    return PeriodFigures(
+        label=label,
+        first=first,
+        last=last,
+        input_tokens=sum(t.input_tokens for t in rows),
+        cached_input_tokens=sum(t.cached_input_tokens for t in rows),
+        output_tokens=sum(t.output_tokens for t in rows),
+        reasoning_tokens=sum(t.reasoning_tokens for t in rows),
+        cost_usd=sum((t.cost_usd for t in rows), Decimal(0)),
+        events=sum(t.events for t in rows),
+    )
+
+
+def budget_figures(status: BudgetStatus, week_spend: Decimal, today: date) -> BudgetFigures:
+    outlook = forecast(status, week_spend, today)
+    return BudgetFigures(
+        period=status.period,
+        standing_usd=status.standing_usd,
+        raises_usd=status.raises_usd,
+        limit_usd=status.limit_usd,
+        spent_usd=status.spent_usd,
+        resets_on=status.resets_on,
+        burn_rate_usd=outlook.pace_per_day,
+        projected_usd=outlook.projected_month_end,
+        runs_out_on=outlook.runs_out_on,
+        month_end=month_last_day(today),
+    )
+
+
+def _pending(services: Services, request: BudgetRequest | None) -> PendingView | None:
+    if request is None:
+        return None
+    return PendingView(
+        id=request.id,
+        amount_usd=request.amount_usd,
+        scope=request.scope,
+        reason=request.reason,
+        created_on=services.clock.local_day(request.created_at),
+        approvers=tuple(request.approvers or ()),
+    )
+
+
+async def build_card(services: Services, user_id: str) -> CardView:
+    """The caller's card; someone with no usage gets a card of zeros."""
+    clock = services.clock
+    now = clock.local_now()
+    today = now.date()
+    first = month_first_day(today)
+    week_first = today - timedelta(days=6)
+    trend_first = today - timedelta(days=TREND_DAYS - 1)
+    month = month_key(today)
+    async with services.db.session() as session:
+        status = await budget_status(session, services.settings, clock, user_id, day=today)
+        days = dict(await queries.person_days(session, user_id, min(first, trend_first), today))
+        models = await queries.models_days(session, first, today, user_key=user_id, limit=TOP_MODELS)
+        rank, _, ranked = await queries.month_position(session, month, user_id)
+        pending = await pending_request(session, user_id)
+        person = await session.get(Person, user_id)
+        linked = await queries.identities_of(session, user_id)
+    week = _period("Last 7 days", week_first, today, days)
+    linked += [k for k, v in services.settings.identities.items() if v == user_id]
+    return CardView(
+        user_id=user_id,
+        name=person.display_name if person is not None else None,
+        as_of=now,
+        timezone=services.settings.timezone.key,
+        today=_period("Today", today, today, days),
+        week=week,
+        month=_period("Month to date", first, today, days),
+        budget=budget_figures(status, week.cost_usd, today),
+        rank=rank,
+        ranked=ranked or 0,
+        top_models=tuple(ModelLine(m, t.tokens, t.cost_usd) for m, t in models),
+        trend=tuple(
+            (day, days[day].cost_usd if day in days else Decimal(0))
+            for day in (trend_first + timedelta(days=i) for i in range(TREND_DAYS))
+        ),
+        pending=_pending(services, pending),
+        linked_ids=tuple(sorted(set(linked))),
+    )
+
+
+async def build_budget(services: Services, user_id: str, *, viewer: str) -> BudgetView:
+    today = services.clock.today()
+    async with services.db.session() as session:
+        status = await budget_status(session, services.settings, services.clock, user_id, day=today)
+        week = await trailing_spend(session, user_id, today)
+        pending = await pending_request(session, user_id)
+        person = await session.get(Person, user_id)
+    approvers = (await resolve_approvers(services, user_id)).users
+    return BudgetView(
+        user_id=user_id,
+        name=person.display_name if person is not None else None,
+        is_self=user_id == viewer,
+        budget=budget_figures(status, week, today),
+        pending=_pending(services, pending),
+        approvers=tuple(approvers),
+    )
+
+
+def _window(period: str, today: date) -> tuple[date, date, str]:
+    if period == "today":
+        return today, today, f"Leaderboard: today, {today:%a} {today.day} {today:%b}"
+    if period == "week":
+        first = today - timedelta(days=6)
+        return first, today, f"Leaderboard: last 7 days, {first.day} {first:%b} – {today.day} {today:%b}"
+    return month_first_day(today), today, f"Leaderboard: {today:%B %Y} to date"
+
+
+async def build_leaderboard(
+    services: Services, caller: str, period: str = "month", *, top: int = LEADERBOARD_TOP,
+    privacy: str | None = None,
+) -> LeaderboardView:
+    """Top `top` by cost for the period, plus the caller's own row when they are further down.
+
+    With privacy "anonymous" only the caller's row carries a name; with "off" nothing is read.
+    """
+    if period not in PERIODS:
+        raise ValueError(f"unknown period {period!r}")
+    privacy = privacy or services.settings.leaderboard
+    today = services.clock.today()
+    first, last, title = _window(period, today)
+    if privacy == "off":
+        return LeaderboardView(period, title, "off", (), None, 0, Decimal(0), 0)
+    async with services.db.session() as session:
+        if period == "month":
+            board = await queries.standings(session, caller, top, month=month_key(today))
+        else:
+            board = await queries.standings(session, caller, top, first=first, last=last)
+        keys = {caller} if privacy == "anonymous" else {r.key for _, r in board.rows}
+        names = await queries.names_of(session, (k for k in keys if is_slack_user_id(k)))
+
+    def row(rank: int, key: str, totals: queries.Totals) -> LeaderRow:
+        visible = key in keys
+        return LeaderRow(
+            rank=rank,
+            user_key=key if visible else None,
+            name=names.get(key) if visible else None,
+            is_person=is_slack_user_id(key),
+            is_caller=key == caller,
+            tokens=totals.tokens,
+            cost_usd=totals.cost_usd,
+        )
+
+    rows = tuple(row(rank, r.key, r.totals) for rank, r in board.rows if rank <= top)
+    caller_row = next((row(rank, r.key, r.totals) for rank, r in board.rows if rank > top), None)
+    return LeaderboardView(period, title, privacy, rows, caller_row, board.people, board.total_cost,
+                           board.total_tokens)
+
+
+async def link_caller_email(services: Services, user_id: str) -> list[str]:
+    """Give someone known only by email their own numbers.
+
+    Slack tells us the caller's email (users.info, cached); if spend is stored under that
+    email as an unlinked key, it is linked to the caller and its past events re-attributed
+    (the same link the background email lookup makes). Returns the keys linked.
+    """
+    try:
+        person = await fetch_person(services, user_id)
+    except Exception:  # Slack trouble must not cost the caller their card
+        log.warning("users.info failed for %s; card without email linking", user_id, exc_info=True)
+        return []
+    if person is None or not person.email:
+        return []
+    candidates = sorted({person.email, person.email.lower()})
+    async with services.db.session() as session:
+        keys = await queries.keys_with_usage(session, candidates)
+    for key in keys:
+        await services.identities.link(key, user_id, source="email", set_by=None)
+        log.info("linked %s to %s on /tokens", key, user_id)
+    return keys
+
+
+async def render_demo_cards(services: Services) -> str:
+    """The demo's `/tokens me` card of the heaviest spender and the month leaderboard, as text."""
+    from bot.views.card import card_text
+    from bot.views.leaderboard import leaderboard_text
+
+    month = month_key(services.clock.today())
+    async with services.db.session() as session:
+        ranked = await queries.leaderboard_month(session, month, limit=20)
+    person = next((r.key for r in ranked if is_slack_user_id(r.key)), None)
+    if person is None:
+        return "(no spend this month: no card to show)"
+    card = await build_card(services, person)
+    board = await build_leaderboard(services, person, "month")
+    name = card.name or person
+    return (f"/tokens me, as {name} would see it\n{card_text(card)}\n\n"
+            f"/tokens top, as {name} would see it\n{leaderboard_text(board)}")
