@@ -35,14 +35,14 @@ from sqlalchemy import func, select
 
 from bot.approvals import month_label, resolve_approvers
 from bot.background import background
-from bot.budgets import BudgetStatus, forecast
-from bot.clock import month_key, next_month_first_day
+from bot.budgets import budget_statuses, forecast
+from bot.clock import month_key
 from bot.identities import is_slack_user_id
 from bot.people import display_names
 from bot.services import Services
 from bot.usage import IngestResult
 from bot.views import alerts as views
-from storage.models import AlertSent, Budget, BudgetRaise, BudgetRequest, UsageDaily, UsageMonthly
+from storage.models import AlertSent, BudgetRequest, UsageDaily
 from storage.usage import dialect_insert
 
 log = logging.getLogger(__name__)
@@ -95,23 +95,12 @@ async def check_users(services: Services, users: Iterable[str]) -> list[SentAler
     today = clock.today()
     month = month_key(today)
     people = sorted(set(users))
-    spend: dict[str, Decimal] = {}
-    standing: dict[str, Decimal] = {}
-    raises: dict[str, Decimal] = {}
     trailing: dict[str, Decimal] = {}
     pending: dict[str, int] = {}
     sent: set[tuple[str, str, str]] = set()
     async with services.db.session() as session:
+        statuses = await budget_statuses(session, settings, people, today)
         for chunk in _chunks(people):
-            spend.update((await session.execute(
-                select(UsageMonthly.user_key, UsageMonthly.cost_usd)
-                .where(UsageMonthly.month == month, UsageMonthly.user_key.in_(chunk)))).all())
-            standing.update((await session.execute(
-                select(Budget.user_key, Budget.monthly_usd).where(Budget.user_key.in_(chunk)))).all())
-            raises.update((await session.execute(
-                select(BudgetRaise.user_key, func.sum(BudgetRaise.amount_usd))
-                .where(BudgetRaise.month == month, BudgetRaise.user_key.in_(chunk))
-                .group_by(BudgetRaise.user_key))).all())
             trailing.update((await session.execute(
                 select(UsageDaily.user_key, func.sum(UsageDaily.cost_usd))
                 .where(UsageDaily.user_key.in_(chunk), UsageDaily.day > today - timedelta(days=7),
@@ -124,16 +113,10 @@ async def check_users(services: Services, users: Iterable[str]) -> list[SentAler
                 select(AlertSent).where(AlertSent.month == month, AlertSent.user_key.in_(chunk))))
 
     claims: list[dict] = []
-    statuses: dict[str, BudgetStatus] = {}
     forecasts = {}
     now = clock.now()
     for user in people:
-        base = standing.get(user, settings.user_budgets.get(user, settings.default_monthly_usd))
-        extra = raises.get(user) or ZERO
-        status = BudgetStatus(user_key=user, period=month, standing_usd=base, raises_usd=extra,
-                              limit_usd=base + extra, spent_usd=spend.get(user, ZERO),
-                              resets_on=next_month_first_day(today))
-        statuses[user] = status
+        status = statuses[user]
         for threshold in settings.alert_thresholds:
             key = threshold_key(threshold)
             if status.used_share >= threshold and (user, "threshold", key) not in sent:

@@ -457,7 +457,8 @@ async def _close(session: AsyncSession, request_id: int, status: str, actor: str
 
 
 def limit_changed_payload(*, user: str, period: str, limit: Decimal, previous: Decimal, scope: str,
-                          request_id: int, decided_by: str, now: datetime) -> dict[str, Any]:
+                          request_id: int | None, decided_by: str, now: datetime) -> dict[str, Any]:
+    """The `limit.changed` event; `request_id` is None when an admin set the budget directly."""
     return {
         "type": "limit.changed",
         "timestamp": now.astimezone(UTC).isoformat().replace("+00:00", "Z"),

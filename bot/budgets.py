@@ -8,6 +8,7 @@ The /tokens card, digests and the limits API all read it from here.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import ROUND_CEILING, Decimal
@@ -20,6 +21,7 @@ from bot.config import Settings
 from storage.models import Budget, BudgetRaise, UsageDaily, UsageMonthly
 
 ZERO = Decimal(0)
+CHUNK = 500
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,41 @@ class BudgetStatus:
         return self.spent_usd / self.limit_usd
 
 
+async def budget_statuses(
+    session: AsyncSession, settings: Settings, user_keys: Iterable[str], day: date
+) -> dict[str, BudgetStatus]:
+    """Where each person stands in `day`'s month: three queries for any number of people.
+
+    Precedence of the standing budget: a stored `budgets` row (admin-set or a "from now
+    on" approval), else `[budgets.users]`, else `default_monthly_usd`.
+    """
+    month = month_key(day)
+    people = sorted(set(user_keys))
+    stored: dict[str, Decimal] = {}
+    raises: dict[str, Decimal] = {}
+    spent: dict[str, Decimal] = {}
+    for start in range(0, len(people), CHUNK):
+        chunk = people[start : start + CHUNK]
+        stored.update((await session.execute(
+            select(Budget.user_key, Budget.monthly_usd).where(Budget.user_key.in_(chunk)))).all())
+        raises.update((await session.execute(
+            select(BudgetRaise.user_key, func.sum(BudgetRaise.amount_usd))
+            .where(BudgetRaise.month == month, BudgetRaise.user_key.in_(chunk))
+            .group_by(BudgetRaise.user_key))).all())
+        spent.update((await session.execute(
+            select(UsageMonthly.user_key, UsageMonthly.cost_usd)
+            .where(UsageMonthly.month == month, UsageMonthly.user_key.in_(chunk)))).all())
+    statuses = {}
+    for user in people:
+        standing = stored.get(user, settings.user_budgets.get(user, settings.default_monthly_usd))
+        extra = raises.get(user) or ZERO
+        statuses[user] = BudgetStatus(
+            user_key=user, period=month, standing_usd=standing, raises_usd=extra, limit_usd=standing + extra,
+            spent_usd=spent.get(user) or ZERO, resets_on=next_month_first_day(day),
+        )
+    return statuses
+
+
 async def standing_budget(session: AsyncSession, settings: Settings, user_key: str) -> Decimal:
     stored = await session.get(Budget, user_key)
     if stored is not None:
@@ -54,34 +91,11 @@ async def standing_budget(session: AsyncSession, settings: Settings, user_key: s
     return settings.user_budgets.get(user_key, settings.default_monthly_usd)
 
 
-async def month_raises(session: AsyncSession, user_key: str, month: str) -> Decimal:
-    total = await session.scalar(
-        select(func.sum(BudgetRaise.amount_usd)).where(BudgetRaise.user_key == user_key, BudgetRaise.month == month)
-    )
-    return total or ZERO
-
-
-async def month_spend(session: AsyncSession, user_key: str, month: str) -> Decimal:
-    row = await session.get(UsageMonthly, (user_key, month))
-    return row.cost_usd if row is not None else ZERO
-
-
 async def budget_status(
     session: AsyncSession, settings: Settings, clock: Clock, user_key: str, *, day: date | None = None
 ) -> BudgetStatus:
     day = day or clock.today()
-    month = month_key(day)
-    standing = await standing_budget(session, settings, user_key)
-    raises = await month_raises(session, user_key, month)
-    return BudgetStatus(
-        user_key=user_key,
-        period=month,
-        standing_usd=standing,
-        raises_usd=raises,
-        limit_usd=standing + raises,
-        spent_usd=await month_spend(session, user_key, month),
-        resets_on=next_month_first_day(day),
-    )
+    return (await budget_statuses(session, settings, [user_key], day))[user_key]
 
 
 @dataclass(frozen=True)

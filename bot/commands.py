@@ -33,7 +33,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot import cards
 from bot.approvals import resolve_approvers
-from bot.budgets import standing_budget
+from bot.budgets import budget_status, standing_budget
 from bot.config import SLACK_CHANNEL_ID, SLACK_USER_ID, ConfigError, parse_hhmm
 from bot.identities import is_slack_user_id
 from bot.people import fetch_person, is_admin
@@ -307,11 +307,28 @@ def _audit(actor: str, action: str, subject: str | None, at, **details: Any) -> 
 
 
 async def set_budget(services: Services, actor: str, user_id: str, amount: Decimal) -> Notice:
+    """A new standing budget, audited, and pushed to limit enforcers like an approval is."""
+    from bot import outbox
+    from bot.approvals import limit_changed_payload
+
     now = services.clock.now()
     async with services.db.write() as session:
         before = await standing_budget(session, services.settings, user_id)
+        limit_before = await budget_status(session, services.settings, services.clock, user_id)
         await queries.upsert_budget(session, user_id, amount, actor, now)
-        session.add(_audit(actor, "set_budget", user_id, now, monthly_usd=str(amount), previous_usd=str(before)))
+        await session.flush()
+        limit_after = await budget_status(session, services.settings, services.clock, user_id)
+        audit = _audit(actor, "set_budget", user_id, now, monthly_usd=str(amount), previous_usd=str(before))
+        session.add(audit)
+        await session.flush()
+        if services.settings.limits_webhook_url:
+            outbox.enqueue(session, msg_id=f"limit-changed-audit-{audit.id}", kind="limit.changed", now=now,
+                           payload=limit_changed_payload(
+                               user=user_id, period=limit_after.period, limit=limit_after.limit_usd,
+                               previous=limit_before.limit_usd, scope="standing", request_id=None,
+                               decided_by=actor, now=now))
+    if services.settings.limits_webhook_url:
+        outbox.kick(services)
     return Notice(f"{mention(user_id)}'s monthly budget is now *{money(amount)}* (was {money(before)}). "
                   "This month's approved raises still apply on top.")
 

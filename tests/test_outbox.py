@@ -174,3 +174,22 @@ async def test_jobs_are_scheduled_and_nothing_is_queued_without_a_url(make_bot, 
     await approved(quiet)
     assert await outbox_rows(quiet) == []
     assert "outbox-deliver" not in {job.id for job in build_scheduler(quiet.services).get_jobs()}
+
+
+async def test_an_admin_set_budget_is_pushed_like_an_approval(make_bot, fake_slack, receiver):
+    """`/tokens admin set-budget` changes a limit too: the gateways hear of it the same way."""
+    bot = await make_bot(clock=SettableClock(TZ, START), admins=("U0ADMIN",), limits_webhook_url=receiver.url,
+                         limits_webhook_secret=SECRET)
+    fake_slack.add_user("U0BEN", name="ben")
+    status, _ = await bot.command("admin set-budget <@U0BEN> 500", user_id="U0ADMIN")
+    assert status == 200
+    [answer] = await fake_slack.wait_for("response_url")
+    assert "monthly budget is now" in str(answer.args), answer.args
+    await drain(bot.services)
+    [(headers, body, _status)] = receiver.received
+    check_signature(headers, body)
+    event = json.loads(body)
+    assert event["data"] == {"user": "U0BEN", "period": "2026-11", "limit_usd": "500", "previous_limit_usd": "200",
+                             "scope": "from_now_on", "request_id": None, "decided_by": "U0ADMIN"}
+    [(audit_id,)] = await bot.sql("SELECT id FROM audit_log WHERE action = 'set_budget'")
+    assert headers["webhook-id"] == f"limit-changed-audit-{audit_id}"
