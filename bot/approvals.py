@@ -539,26 +539,31 @@ async def authorise(services: Services, request: BudgetRequest, actor: str) -> D
         "Nothing was changed."))
 
 
-async def check_can_decide(services: Services, request_id: int, actor: str) -> DecisionResult | None:
-    """None when `actor` may decide the request now; else the answer to show (nothing changes)."""
+async def _pending_request(services: Services, request_id: int) -> BudgetRequest | DecisionResult:
+    """The request if it is still pending; else the answer to show (not found, already decided)."""
     async with services.db.session() as session:
         request = await session.get(BudgetRequest, request_id)
     if request is None:
         return DecisionResult("not_found", request_id, message=f"Request #{request_id} does not exist.")
     if request.status != "pending":
         return await already_decided(services, request)
+    return request
+
+
+async def check_can_decide(services: Services, request_id: int, actor: str) -> DecisionResult | None:
+    """None when `actor` may decide the request now; else the answer to show (nothing changes)."""
+    request = await _pending_request(services, request_id)
+    if isinstance(request, DecisionResult):
+        return request
     return await authorise(services, request, actor)
 
 
 async def decide(services: Services, request_id: int, actor: str, *, approve: bool,
                  granted: Decimal | str | None = None, note: str | None = None) -> DecisionResult:
     """Approve (the requested amount, or `granted`) or deny. Exactly one decision per request wins."""
-    async with services.db.session() as session:
-        request = await session.get(BudgetRequest, request_id)
-    if request is None:
-        return DecisionResult("not_found", request_id, message=f"Request #{request_id} does not exist.")
-    if request.status != "pending":
-        return await already_decided(services, request)
+    request = await _pending_request(services, request_id)
+    if isinstance(request, DecisionResult):
+        return request
     refusal = await authorise(services, request, actor)
     if refusal is not None:
         return refusal

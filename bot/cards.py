@@ -17,6 +17,7 @@ Decisions:
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from datetime import date, timedelta
 from decimal import Decimal
@@ -42,18 +43,8 @@ PERIODS = ("today", "week", "month")
 
 
 def _period(label: str, first: date, last: date, days: dict[date, queries.Totals]) -> PeriodFigures:
-    rows = [t for d, t in days.items() if first <= d <= last]
-    return PeriodFigures(
-        label=label,
-        first=first,
-        last=last,
-        input_tokens=sum(t.input_tokens for t in rows),
-        cached_input_tokens=sum(t.cached_input_tokens for t in rows),
-        output_tokens=sum(t.output_tokens for t in rows),
-        reasoning_tokens=sum(t.reasoning_tokens for t in rows),
-        cost_usd=sum((t.cost_usd for t in rows), Decimal(0)),
-        events=sum(t.events for t in rows),
-    )
+    total = sum((t for d, t in days.items() if first <= d <= last), queries.Totals())
+    return PeriodFigures(label=label, first=first, last=last, **dataclasses.asdict(total))
 
 
 def budget_figures(status: BudgetStatus, week_spend: Decimal, today: date) -> BudgetFigures:

@@ -60,6 +60,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from slack_sdk.errors import SlackApiError, SlackRequestError
 from sqlalchemy import and_, or_, select, update
 
+from bot.budgets import budget_statuses
 from bot.charts import OTHERS, ChartSeries, DailyChart, render_png
 from bot.clock import month_key, month_last_day
 from bot.config import ConfigError, DigestConfig, Settings, parse_hhmm
@@ -211,8 +212,12 @@ async def build_digest(services: Services, sub: Subscription, first: date, last:
         models = await queries.models_days(session, first, last, limit=MODELS_SHOWN)
         unpriced = await queries.unpriced_models(session, first, last)
         month_spend = await queries.month_costs_through(session, month, last, month_last)
-        standing = await queries.standing_budgets(session)
-        raises = await queries.raises_by_user(session, month)
+        limits = {
+            key: status.limit_usd
+            for key, status in (await budget_statuses(
+                session, settings, [k for k in month_spend if is_slack_user_id(k)], last
+            )).items()
+        }  # unlinked ids have no budget
         candidates = await queries.daily_costs(session, first, last, min_cost=ANOMALY_MIN_USD)
         history = (
             await queries.daily_costs(
@@ -223,7 +228,6 @@ async def build_digest(services: Services, sub: Subscription, first: date, last:
         )
 
     # budgets: the people (Slack ids) who spent this month, their limits and who is past 80%
-    limits = month_limits(settings, month_spend, standing, raises)
     over = sorted(
         (
             BudgetRow(key, None, month_spend[key], limit)
@@ -293,22 +297,6 @@ async def build_digest(services: Services, sub: Subscription, first: date, last:
         ),
         unpriced=tuple(UnpricedRow(m, events, count) for m, events, count in unpriced),
     )
-
-
-def month_limits(
-    settings: Settings, month_spend: dict[str, Decimal], standing: dict[str, Decimal], raises: dict[str, Decimal]
-) -> dict[str, Decimal]:
-    """Each spending person's effective limit, in bulk, by the rule of bot/budgets.budget_status:
-    a stored standing budget, else `[budgets.users]`, else the default; plus the month's raises."""
-    limits = {}
-    for key in month_spend:
-        if not is_slack_user_id(key):
-            continue  # unlinked ids have no budget
-        base = standing.get(key)
-        if base is None:
-            base = settings.user_budgets.get(key, settings.default_monthly_usd)
-        limits[key] = base + raises.get(key, ZERO)
-    return limits
 
 
 def find_anomalies(

@@ -13,7 +13,6 @@ from sqlalchemy.orm import aliased
 from storage.models import (
     ApproverAssignment,
     Budget,
-    BudgetRaise,
     DigestSubscription,
     Identity,
     Person,
@@ -35,7 +34,18 @@ class Totals:
 
     @property
     def tokens(self) -> int:
+        """Input (cached included) plus output (reasoning included)."""
         return self.input_tokens + self.output_tokens
+
+    def __add__(self, other: Totals) -> Totals:
+        return Totals(
+            self.input_tokens + other.input_tokens,
+            self.cached_input_tokens + other.cached_input_tokens,
+            self.output_tokens + other.output_tokens,
+            self.reasoning_tokens + other.reasoning_tokens,
+            self.cost_usd + other.cost_usd,
+            self.events + other.events,
+        )
 
 
 def _totals(row) -> Totals:
@@ -189,18 +199,6 @@ async def month_costs_through(
         for key, cost in later:
             spent[key] = spent.get(key, Decimal(0)) - (cost or Decimal(0))
     return {k: v for k, v in spent.items() if v > 0}
-
-
-async def standing_budgets(session: AsyncSession) -> dict[str, Decimal]:
-    """Every stored standing budget (admin-set or approved "from now on"): user_key -> monthly USD."""
-    return {k: v for k, v in await session.execute(select(Budget.user_key, Budget.monthly_usd))}
-
-
-async def raises_by_user(session: AsyncSession, month: str) -> dict[str, Decimal]:
-    """user_key -> the sum of "this month only" raises for `month`."""
-    r = BudgetRaise
-    query = select(r.user_key, func.sum(r.amount_usd)).where(r.month == month).group_by(r.user_key)
-    return {k: v or Decimal(0) for k, v in await session.execute(query)}
 
 
 async def daily_costs_by_model(session: AsyncSession, first: date, last: date) -> list[tuple[date, str, Decimal]]:

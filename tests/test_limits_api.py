@@ -10,7 +10,7 @@ import pytest
 
 from bot.clock import SettableClock
 from storage.models import Budget, BudgetRaise, BudgetRequest, Identity, Person
-from tests.conftest import API_TOKEN, IS_POSTGRES, event
+from tests.conftest import API_TOKEN, event
 
 NOW = datetime(2026, 11, 20, 15, 0, tzinfo=UTC)
 AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
@@ -202,8 +202,6 @@ async def test_email_resolved_through_slack(api, fake_slack):
     assert (await limits(api, "U0ERIN"))[1]["spent_usd"] == "2"
 
 
-@pytest.mark.xfail(IS_POSTGRES, strict=False, reason="race: the background link can commit before the batch that "
-                   "queued it, stranding that batch under the raw email (see the foundation report)")
 async def test_spend_sent_before_slack_answered_is_reattributed(api, fake_slack):
     """SPEC/README: once Slack resolves an email, its past events are the person's."""
     fake_slack.add_user("U0FRED", name="fred", email="fred@acme.com")

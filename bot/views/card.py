@@ -25,26 +25,18 @@ from bot.views.blocks import (
     sparkline,
 )
 from bot.views.format import money, percent, tokens
+from storage.queries import Totals
 
 REQUEST_BUDGET_ACTION = "request_budget"  # the approvals feature handles this action id
 
 
-@dataclass(frozen=True)
-class PeriodFigures:
+@dataclass(frozen=True, kw_only=True)
+class PeriodFigures(Totals):
+    """A window's totals on the card."""
+
     label: str  # "Today", "Last 7 days", "Month to date"
     first: date
     last: date
-    input_tokens: int = 0
-    cached_input_tokens: int = 0
-    output_tokens: int = 0
-    reasoning_tokens: int = 0
-    cost_usd: Decimal = Decimal(0)
-    events: int = 0
-
-    @property
-    def tokens(self) -> int:
-        """Input (cached included) plus output (reasoning included)."""
-        return self.input_tokens + self.output_tokens
 
 
 @dataclass(frozen=True)
