@@ -8,7 +8,7 @@ What it measures, in one process run so the machine's noise hits both sides alik
 - floor: plain `sqlite3.executemany` of the same rows into one table with the same
   primary key, same pragmas, one commit per 500 rows, in this process; events/s;
 - the ratio batched / floor;
-- single-event requests: requests/s and p50/p99 latency with 8 concurrent clients;
+- single-event requests: requests/s and p50/p99 latency with 32 concurrent clients;
 - the server's peak RSS (VmHWM).
 Medians over --runs runs. The figures go in the issue note, not in a timed test.
 """
@@ -48,7 +48,8 @@ def make_events(prefix: str, count: int, rng: random.Random) -> list[dict]:
         output_tokens = rng.randint(10, 4_000)
         events.append({
             "id": f"{prefix}-{i}",
-            "timestamp": (now - timedelta(seconds=rng.randint(0, 20 * 86400))).isoformat(),
+            # a live stream: calls from the last two hours, as a gateway sends them
+            "timestamp": (now - timedelta(seconds=rng.randint(0, 2 * 3600))).isoformat(),
             "user": f"U{rng.randint(0, 1999):05d}",
             "model": rng.choice(MODELS),
             "input_tokens": input_tokens,
@@ -71,13 +72,16 @@ def sign(body: bytes, msg_id: str) -> dict[str, str]:
 
 
 def start_server(db_path: Path, port: int) -> subprocess.Popen:
+    # Budgets high enough that no alert DM fires: the after-ingest budget check still runs.
+    config = db_path.with_name("tokenbot.toml")
+    config.write_text("[budgets]\ndefault_monthly_usd = 100000000\n")
     env = {
         **os.environ,
         "DATABASE_URL": f"sqlite+aiosqlite:///{db_path}",
         "SLACK_BOT_TOKEN": "xoxb-bench", "SLACK_SIGNING_SECRET": "bench",
         "SLACK_API_URL": "http://127.0.0.1:9/api/",  # nothing listens: ingest never calls Slack
         "USAGE_WEBHOOK_SECRET": SECRET, "HOST": "127.0.0.1", "PORT": str(port),
-        "TOKENBOT_CONFIG": "",
+        "TOKENBOT_CONFIG": str(config),
     }
     return subprocess.Popen(
         [sys.executable, "-m", "bot.cli", "serve"], cwd=db_path.parent, env=env,
@@ -186,6 +190,7 @@ async def main() -> None:
     parser.add_argument("--batches", type=int, default=40, help="batches of 500 per run")
     parser.add_argument("--singles", type=int, default=2000, help="single-event requests per run")
     parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--single-concurrency", type=int, default=32)
     args = parser.parse_args()
     rng = random.Random(42)
     workdir = Path(tempfile.mkdtemp(prefix="tokenbot-bench-"))
@@ -217,7 +222,7 @@ async def main() -> None:
                 body = orjson.dumps(one)
                 single_bodies.append((body, sign(body, f"s{run}-{n}")))
             started = time.perf_counter()
-            latencies = await post_all(url, single_bodies, 8)
+            latencies = await post_all(url, single_bodies, args.single_concurrency)
             single_rates.append(len(singles) / (time.perf_counter() - started))
             latencies.sort()
             p50s.append(latencies[len(latencies) // 2] * 1000)
@@ -237,7 +242,7 @@ async def main() -> None:
     print(f"batched ingest (HTTP, signed, 500/batch, {args.concurrency} clients): median {med(batched):,.0f} events/s")
     print(f"storage floor (sqlite3 executemany, 1 indexed table):     median {med(floors):,.0f} rows/s")
     print(f"ratio to floor (per run, median):                          {med(ratios):.2f}")
-    print(f"single-event requests (8 clients): median {med(single_rates):,.0f} req/s, "
+    print(f"single-event requests ({args.single_concurrency} clients): median {med(single_rates):,.0f} req/s, "
           f"p50 {med(p50s):.2f} ms, p99 {med(p99s):.2f} ms")
     print(f"server peak RSS: {rss:.0f} MiB")
 

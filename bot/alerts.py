@@ -35,7 +35,7 @@ from sqlalchemy import func, select
 
 from bot.approvals import month_label, resolve_approvers
 from bot.background import background
-from bot.budgets import budget_statuses, forecast
+from bot.budgets import BudgetStatus, budget_statuses, forecast
 from bot.clock import month_key
 from bot.identities import is_slack_user_id
 from bot.people import display_names
@@ -48,6 +48,9 @@ from storage.usage import dialect_insert
 log = logging.getLogger(__name__)
 
 CHUNK = 500
+FORECAST_EVERY = 3600.0  # seconds between pace checks of one person (per process)
+INFINITY = Decimal("Infinity")
+QUIET_SECONDS = 60.0  # how long a check's spend and limit stand in for a new one (per process)
 ZERO = Decimal(0)
 
 
@@ -64,18 +67,66 @@ class SentAlert:
 
 
 class AlertChecker:
-    """The after-ingest hook; `pending` lets tests and shutdown wait for running checks."""
+    """The after-ingest hook.
+
+    Checks are coalesced: people touched while a check runs wait in `_dirty` and are
+    checked together in the next round, so under heavy ingest one check covers many
+    batches instead of one check per batch competing with the writer.
+
+    Most batches move nobody across a threshold. After a check, each person's spend and
+    the next threshold above it (in USD) are remembered for `QUIET_SECONDS`; while spend
+    plus what this process has added since stays below it, no query runs at all. Spend added by
+    other processes, or a limit lowered elsewhere, is seen at the next full check, at
+    most `QUIET_SECONDS` later.
+    """
 
     def __init__(self, services: Services) -> None:
         self.services = services
+        self._dirty: set[str] = set()
+        self._running = False
+        self._forecast_checked: dict[str, float] = {}  # user -> when (clock seconds) their pace was last checked
+        # user -> (month, spend at the last check + spend added here since, next threshold in USD, checked at)
+        self._quiet: dict[str, tuple[str, Decimal, Decimal, float]] = {}
 
     async def after_ingest(self, result: IngestResult) -> None:
         if self.services.slack is None:
             return
+        now = self.services.clock.now().timestamp()
         month = month_key(self.services.clock.today())
-        users = {user for user, m in result.touched if m == month and is_slack_user_id(user)}
-        if users:
-            background(self.services).spawn(check_users(self.services, users), name="budget-alerts")
+        users = set()
+        for (user, spent_month), added in result.touched.items():
+            if spent_month != month or not is_slack_user_id(user):
+                continue
+            known = self._quiet.get(user)
+            if known is not None and known[0] == month and now - known[3] < QUIET_SECONDS:
+                spent = known[1] + added
+                self._quiet[user] = (month, spent, known[2], known[3])
+                due_forecast = now - self._forecast_checked.get(user, -FORECAST_EVERY) >= FORECAST_EVERY
+                if spent < known[2] and not due_forecast:
+                    continue
+            users.add(user)
+        if not users:
+            return
+        self._dirty |= users
+        if not self._running:
+            self._running = True
+            background(self.services).spawn(self._rounds(), name="budget-alerts")
+
+    async def _rounds(self) -> None:
+        try:
+            while self._dirty:
+                users, self._dirty = self._dirty, set()
+                now = self.services.clock.now().timestamp()
+                due = {u for u in users if now - self._forecast_checked.get(u, -FORECAST_EVERY) >= FORECAST_EVERY}
+                self._forecast_checked.update(dict.fromkeys(due, now))
+                statuses: dict[str, BudgetStatus] = {}
+                await check_users(self.services, users, forecast_for=due, statuses_out=statuses)
+                thresholds = self.services.settings.alert_thresholds
+                for user, status in statuses.items():
+                    bars = [t * status.limit_usd for t in thresholds if t * status.limit_usd > status.spent_usd]
+                    self._quiet[user] = (status.period, status.spent_usd, min(bars, default=INFINITY), now)
+        finally:
+            self._running = False
 
 
 def install(services: Services) -> AlertChecker:
@@ -89,8 +140,15 @@ def _chunks(items: list[str]) -> Iterable[list[str]]:
         yield items[start : start + CHUNK]
 
 
-async def check_users(services: Services, users: Iterable[str]) -> list[SentAlert]:
-    """Claim and send the alerts due for these people this month."""
+async def check_users(
+    services: Services, users: Iterable[str], *, forecast_for: set[str] | None = None,
+    statuses_out: dict[str, BudgetStatus] | None = None,
+) -> list[SentAlert]:
+    """Claim and send the alerts due for these people this month.
+
+    `forecast_for` limits the forecast check to some of them (the after-ingest hook checks
+    each person's pace at most once an hour; thresholds are checked every time).
+    """
     settings, clock = services.settings, services.clock
     today = clock.today()
     month = month_key(today)
@@ -98,8 +156,13 @@ async def check_users(services: Services, users: Iterable[str]) -> list[SentAler
     trailing: dict[str, Decimal] = {}
     pending: dict[str, int] = {}
     sent: set[tuple[str, str, str]] = set()
+    lowest = min(settings.alert_thresholds)
     async with services.db.session() as session:
         statuses = await budget_statuses(session, settings, people, today)
+        if statuses_out is not None:
+            statuses_out.update(statuses)
+        # only people near a threshold, or due a forecast check, need the rest
+        people = [u for u in people if statuses[u].used_share >= lowest or forecast_for is None or u in forecast_for]
         for chunk in _chunks(people):
             trailing.update((await session.execute(
                 select(UsageDaily.user_key, func.sum(UsageDaily.cost_usd))
@@ -122,7 +185,8 @@ async def check_users(services: Services, users: Iterable[str]) -> list[SentAler
             if status.used_share >= threshold and (user, "threshold", key) not in sent:
                 claims.append({"user_key": user, "kind": "threshold", "month": month, "threshold": key,
                                "sent_at": now})
-        if (user, "forecast", "") not in sent and status.spent_usd < status.limit_usd:
+        due = forecast_for is None or user in forecast_for
+        if due and (user, "forecast", "") not in sent and status.spent_usd < status.limit_usd:
             outlook = forecast(status, trailing.get(user) or ZERO, today)
             if outlook.runs_out_on is not None:
                 forecasts[user] = outlook

@@ -126,7 +126,10 @@ def serve(settings: Settings) -> int:
         hooks_start.append(_start_socket_mode)
     app = build_web_app(services, on_start=hooks_start, on_stop=hooks_stop)
     logging.getLogger("tokenbot").info("serving on %s:%s", settings.host, settings.port)
-    web.run_app(app, host=settings.host, port=settings.port, shutdown_timeout=10, print=None)
+    # No per-request access log by default: at thousands of webhook calls a second it costs more
+    # than the ingest itself. `tokenbot -v serve` turns it on.
+    access_log = logging.getLogger("aiohttp.access") if logging.getLogger().isEnabledFor(logging.DEBUG) else None
+    web.run_app(app, host=settings.host, port=settings.port, shutdown_timeout=10, print=None, access_log=access_log)
     return 0
 
 

@@ -59,7 +59,7 @@ def synthetic_people(count: int, rng: random.Random) -> list[DemoPerson]:
         name = f"{first} {LAST[(i * 7) % len(LAST)]}"
         slack_id = f"U0DEMO{i:03d}"
         # a few heavy users, a long tail: a leaderboard worth reading
-        intensity = rng.lognormvariate(2.6, 0.9)
+        intensity = rng.lognormvariate(3.2, 0.9)
         style = i % 3
         sends_as = (
             slack_id if style == 0 else f"{first.lower()}@acme.example" if style == 1 else f"key_{first.lower()}_{i}"
@@ -77,7 +77,7 @@ def demo_settings(database: Path, people: list[DemoPerson]) -> Settings:
         timezone=ZoneInfo("America/New_York"),
         admins=(people[0].slack_id,),
         default_monthly_usd=Decimal(150),
-        user_budgets={heavy[0].slack_id: Decimal(600), heavy[1].slack_id: Decimal(400)},
+        user_budgets={heavy[0].slack_id: Decimal(600), heavy[1].slack_id: Decimal(50)},
         identities=identities,
         default_approvers=(people[1].slack_id,),
         model_prices={"acme-finetune-1": ModelPrice(Decimal(3), Decimal(12), Decimal("0.3"))},

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 from bot.clock import Clock
@@ -20,6 +21,7 @@ from storage.db import Database
 from storage.usage import UsageWriter
 
 log = logging.getLogger(__name__)
+ZERO = Decimal(0)
 
 
 @dataclass(slots=True)
@@ -37,8 +39,8 @@ class IngestResult:
     accepted: int = 0
     duplicates: int = 0
     rejected: list[Rejection] = field(default_factory=list)
-    # (user_key, month) pairs whose spend went up, for budget checks
-    touched: set[tuple[str, str]] = field(default_factory=set)
+    # (user_key, month) -> the cost this ingest added, for budget checks
+    touched: dict[tuple[str, str], Decimal] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -86,7 +88,10 @@ class UsageIngestor:
         await self.identities.after_commit(user_keys)
         result.accepted = len(inserted)
         result.duplicates += len(rows) - len(inserted)
-        result.touched = {(row["user_key"], f"{row['day']:%Y-%m}") for row in inserted}
+        for row in inserted:
+            day = row["day"]
+            key = (row["user_key"], f"{day.year:04d}-{day.month:02d}")
+            result.touched[key] = result.touched.get(key, ZERO) + row["cost_usd"]
         for hook in self.after_ingest:
             try:
                 await hook(result)

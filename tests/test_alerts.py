@@ -142,3 +142,35 @@ async def test_the_check_runs_after_the_answer_in_one_query_per_table(make_bot, 
             assert len([s for s in statements if s.lstrip().upper().startswith("SELECT")]) == 6, people
     finally:
         sa_event.remove(engine, "before_cursor_execute", count)
+
+
+async def test_pace_is_checked_at_most_hourly_per_person_thresholds_every_time(make_bot, fake_slack):
+    """Under heavy ingest the forecast query runs once an hour per person; thresholds never wait."""
+    bot, clock = await start(make_bot, local(2026, 11, 10, 18))
+    await spend(bot, "slow", CAROL, "1", local(2026, 11, 10, 9))  # a calm pace: checked, no forecast
+    fast = [usage(f"c{d}", CAROL, "6", local(2026, 11, d, 9)) for d in range(4, 10)]
+    status, _ = await bot.post_usage(fast)  # now $37 at $6 a day: would run out on the 21st
+    assert status == 200
+    await drain(bot.services)
+    assert dms(fake_slack, CAROL) == []  # pace checked 0 minutes ago: not yet
+    await spend(bot, "big", CAROL, "20", local(2026, 11, 10, 10))  # $57: the 50% threshold at once
+    assert alert_texts(fake_slack, CAROL) == ["You have passed 50% of your $100.00 budget for November 2026"]
+
+    clock.advance(minutes=61)
+    await spend(bot, "later", CAROL, "0.01", local(2026, 11, 10, 11))
+    assert alert_texts(fake_slack, CAROL)[1].startswith("At this pace your $100.00 budget runs out on the")
+
+
+async def test_a_limit_lowered_elsewhere_is_seen_within_a_minute(make_bot, fake_slack):
+    """Between checks the hook trusts the last spend and limit for QUIET_SECONDS, then looks again."""
+    bot, clock = await start(make_bot, local(2026, 11, 3, 12))
+    await spend(bot, 1, CAROL, "10", local(2026, 11, 3, 9))  # 10% of $100: nothing
+    async with bot.services.db.write() as session:
+        from storage.models import Budget
+
+        session.add(Budget(user_key=CAROL, monthly_usd=Decimal(20), set_by="U0OTHER", set_at=clock.now()))
+    await spend(bot, 2, CAROL, "1", local(2026, 11, 3, 10))  # $11 of a now-$20 limit, but seen as $11 of $100
+    assert dms(fake_slack, CAROL) == []
+    clock.advance(seconds=alerts.QUIET_SECONDS + 1)
+    await spend(bot, 3, CAROL, "0.5", local(2026, 11, 3, 11))
+    assert alert_texts(fake_slack, CAROL) == ["You have passed 50% of your $20.00 budget for November 2026"]
