@@ -13,7 +13,7 @@ import pytest
 from bot.sources import BodyError
 from bot.sources.litellm import parse_litellm_body
 
-EXAMPLES = Path("/work/shared/examples/litellm")
+EXAMPLES = Path(__file__).resolve().parent / "data" / "litellm"
 STANDARD_FILE = EXAMPLES / "standard_logging_payload.json"
 LEGACY_FILE = EXAMPLES / "legacy_v1_batch.json"
 

@@ -20,7 +20,7 @@ from sqlalchemy import select
 from storage.models import UsageDaily, UsageDailyModel, UsageEvent, UsageMonthly
 from tests.conftest import WEBHOOK_TOKEN
 
-EXAMPLES = Path("/work/shared/examples/litellm")
+EXAMPLES = Path(__file__).resolve().parent / "data" / "litellm"
 STANDARD = json.loads((EXAMPLES / "standard_logging_payload.json").read_text())
 LEGACY_BATCH = json.loads((EXAMPLES / "legacy_v1_batch.json").read_text())
 STANDARD_ID = "chatcmpl-2299b6a2-82a3-465a-b47c-04e685a2227f"
