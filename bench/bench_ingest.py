@@ -9,6 +9,7 @@ What it measures, in one process run so the machine's noise hits both sides alik
   primary key, same pragmas, one commit per 500 rows, in this process; events/s;
 - the ratio batched / floor;
 - single-event requests: requests/s and p50/p99 latency with 32 concurrent clients;
+- beside them, GET /healthz (one `SELECT 1`) through the same client: the HTTP floor;
 - the server's peak RSS (VmHWM).
 Medians over --runs runs. The figures go in the issue note, not in a timed test.
 """
@@ -103,7 +104,8 @@ async def wait_healthy(url: str) -> None:
     raise RuntimeError("server did not become healthy")
 
 
-async def post_all(url: str, bodies: list[tuple[bytes, dict]], concurrency: int) -> list[float]:
+async def post_all(url: str, bodies: list[tuple[bytes, dict]], concurrency: int, *,
+                   request_line: str = "POST /webhooks/usage") -> list[float]:
     """POST every body over `concurrency` keep-alive connections; per-request latencies.
 
     A minimal HTTP/1.1 client on asyncio streams with the requests built up front: an
@@ -115,7 +117,7 @@ async def post_all(url: str, bodies: list[tuple[bytes, dict]], concurrency: int)
     for body, headers in bodies:
         head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
         requests.append(
-            f"POST /webhooks/usage HTTP/1.1\r\nHost: {host}\r\nContent-Length: {len(body)}\r\n{head}\r\n".encode()
+            f"{request_line} HTTP/1.1\r\nHost: {host}\r\nContent-Length: {len(body)}\r\n{head}\r\n".encode()
             + body
         )
     latencies: list[float] = []
@@ -203,7 +205,7 @@ async def main() -> None:
         warm = make_events("warm", 2000, rng)
         await post_all(url, [(orjson.dumps(warm[i:i + 500]), sign(orjson.dumps(warm[i:i + 500]), f"w{i}"))
                              for i in range(0, 2000, 500)], 2)
-        batched, floors, single_rates, p50s, p99s = [], [], [], [], []
+        batched, floors, single_rates, p50s, p99s, health_rates = [], [], [], [], [], []
         for run in range(args.runs):
             events = make_events(f"r{run}", args.batches * 500, rng)
             batches = [events[i:i + 500] for i in range(0, len(events), 500)]
@@ -227,9 +229,13 @@ async def main() -> None:
             latencies.sort()
             p50s.append(latencies[len(latencies) // 2] * 1000)
             p99s.append(latencies[int(len(latencies) * 0.99)] * 1000)
+            # the HTTP floor for single requests: GET /healthz (one SELECT 1) through the same client
+            started = time.perf_counter()
+            await post_all(url, [(b"", {})] * args.singles, args.single_concurrency, request_line="GET /healthz")
+            health_rates.append(args.singles / (time.perf_counter() - started))
             print(f"run {run + 1}: batched {batched[-1]:,.0f} ev/s, floor {floors[-1]:,.0f} rows/s, "
                   f"ratio {batched[-1] / floors[-1]:.2f}; single {single_rates[-1]:,.0f} req/s "
-                  f"p50 {p50s[-1]:.2f} ms p99 {p99s[-1]:.2f} ms", flush=True)
+                  f"p50 {p50s[-1]:.2f} ms p99 {p99s[-1]:.2f} ms; /healthz {health_rates[-1]:,.0f} req/s", flush=True)
         rss = peak_rss_mib(server.pid)
     finally:
         server.send_signal(signal.SIGTERM)
@@ -244,6 +250,9 @@ async def main() -> None:
     print(f"ratio to floor (per run, median):                          {med(ratios):.2f}")
     print(f"single-event requests ({args.single_concurrency} clients): median {med(single_rates):,.0f} req/s, "
           f"p50 {med(p50s):.2f} ms, p99 {med(p99s):.2f} ms")
+    single_ratios = [a / b for a, b in zip(single_rates, health_rates, strict=True)]
+    print(f"GET /healthz through the same client (HTTP floor): median {med(health_rates):,.0f} req/s; "
+          f"single-event ingest / healthz (per run, median): {med(single_ratios):.2f}")
     print(f"server peak RSS: {rss:.0f} MiB")
 
 

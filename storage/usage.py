@@ -152,7 +152,10 @@ class UsageWriter:
         """Store rows (duplicates skipped); return those inserted, after the commit."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future = loop.create_future()
-        self._pending.append((rows, future))
+        # SQLite: the driver tuples and rollup sums are built here, by the request, while the
+        # writer thread is busy in SQLite (which releases the GIL), not on its critical path.
+        batch = _SqliteBatch.prepare(rows) if self.db.sqlite_path is not None else rows
+        self._pending.append((batch, future))
         if self._task is None or self._task.done():
             self._task = loop.create_task(self._drain(), name="usage-writer")
         return await future
@@ -161,25 +164,29 @@ class UsageWriter:
         while self._pending:
             group, size = [], 0
             while self._pending and (not group or size + len(self._pending[0][0]) <= self.MAX_GROUP_EVENTS):
-                rows, future = self._pending.pop(0)
-                group.append((rows, future))
-                size += len(rows)
+                batch, future = self._pending.pop(0)
+                group.append((batch, future))
+                size += len(batch)
             try:
-                answers = await self._commit([rows for rows, _ in group])
+                answers = await self._commit([batch for batch, _ in group])
             except Exception as exc:
                 if len(group) == 1:
                     _settle(group[0][1], exc=exc)
                     continue
-                for rows, future in group:  # isolate the failure
+                for batch, future in group:  # isolate the failure
                     try:
-                        _settle(future, (await self._commit([rows]))[0])
+                        _settle(future, (await self._commit([batch]))[0])
                     except Exception as single_exc:
                         _settle(future, exc=single_exc)
                 continue
             for (_, future), inserted in zip(group, answers, strict=True):
                 _settle(future, inserted)
 
-    async def _commit(self, requests: list[list[dict]]) -> list[list[dict]]:
+    async def _commit(self, requests: list) -> list[list[dict]]:
+        if self.db.sqlite_path is not None:
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="usage-writer")
+            return await asyncio.get_running_loop().run_in_executor(self._executor, self._commit_sqlite, requests)
         # An id sent twice within one group belongs to the first request that sent it.
         owner: dict[str, int] = {}
         unique: list[dict] = []
@@ -188,44 +195,64 @@ class UsageWriter:
                 if row["event_id"] not in owner:
                     owner[row["event_id"]] = index
                     unique.append(row)
-        if self.db.sqlite_path is not None:
-            if self._executor is None:
-                self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="usage-writer")
-            inserted = await asyncio.get_running_loop().run_in_executor(self._executor, self._commit_sqlite, unique)
-        else:
-            async with self.db.write_connection() as conn:
-                inserted = await insert_events(conn, unique)
-                await add_to_rollups(conn, inserted)
+        async with self.db.write_connection() as conn:
+            inserted = await insert_events(conn, unique)
+            await add_to_rollups(conn, inserted)
         answers: list[list[dict]] = [[] for _ in requests]
         for row in inserted:
             answers[owner[row["event_id"]]].append(row)
         return answers
 
-
-    def _commit_sqlite(self, rows: list[dict]) -> list[dict]:
+    def _commit_sqlite(self, batches: list[_SqliteBatch]) -> list[list[dict]]:
         """The whole group in one transaction, on the writer thread."""
         if self._sqlite is None:
             self._sqlite = connect_sqlite(self.db.sqlite_path)
         conn = self._sqlite
         conn.execute("BEGIN IMMEDIATE")  # the write lock first: "which ids exist" can't change under us
         try:
-            existing: set[str] = set()
-            for start in range(0, len(rows), 900):
-                chunk = [row["event_id"] for row in rows[start : start + 900]]
+            ids = [row["event_id"] for batch in batches for row in batch.rows]
+            seen: set[str] = set()
+            for start in range(0, len(ids), 900):
+                chunk = ids[start : start + 900]
                 found = conn.execute(
                     f"SELECT event_id FROM usage_events WHERE event_id IN ({','.join('?' * len(chunk))})", chunk
                 )
-                existing.update(r[0] for r in found)
-            fresh = [row for row in rows if row["event_id"] not in existing]
-            if fresh:
-                conn.executemany(_SQLITE_INSERT, _sqlite_event_tuples(fresh))
-                for name, params in _sqlite_rollup_params(fresh):
-                    conn.executemany(_SQLITE_UPSERTS[name], params)
+                seen.update(r[0] for r in found)
+            answers = []
+            for batch in batches:  # an id sent twice in one group belongs to the first request
+                batch_ids = [row["event_id"] for row in batch.rows]
+                if seen.isdisjoint(batch_ids):
+                    fresh, tuples, rollups = batch.rows, batch.event_tuples, batch.rollup_params
+                else:
+                    fresh = [row for row in batch.rows if row["event_id"] not in seen]
+                    tuples, rollups = _sqlite_event_tuples(fresh), _sqlite_rollup_params(fresh)
+                seen.update(batch_ids)
+                if fresh:
+                    conn.executemany(_SQLITE_INSERT, tuples)
+                    for name, params in rollups:
+                        conn.executemany(_SQLITE_UPSERTS[name], params)
+                answers.append(fresh)
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
             raise
-        return fresh
+        return answers
+
+
+@dataclass(slots=True)
+class _SqliteBatch:
+    """One request's rows with their driver tuples and rollup parameters, ready to execute."""
+
+    rows: list[dict]
+    event_tuples: list[tuple]
+    rollup_params: list[tuple[str, list[tuple]]]
+
+    @classmethod
+    def prepare(cls, rows: list[dict]) -> _SqliteBatch:
+        return cls(rows, _sqlite_event_tuples(rows), _sqlite_rollup_params(rows))
+
+    def __len__(self) -> int:
+        return len(self.rows)
 
 
 def _settle(future: asyncio.Future, result=None, *, exc: BaseException | None = None) -> None:
