@@ -219,6 +219,8 @@ class UsageWriter:
                 )
                 seen.update(r[0] for r in found)
             answers = []
+            event_tuples: list[tuple] = []
+            rollup_params: dict[str, list[tuple]] = {name: [] for name in _SQLITE_UPSERTS}
             for batch in batches:  # an id sent twice in one group belongs to the first request
                 batch_ids = [row["event_id"] for row in batch.rows]
                 if seen.isdisjoint(batch_ids):
@@ -227,11 +229,15 @@ class UsageWriter:
                     fresh = [row for row in batch.rows if row["event_id"] not in seen]
                     tuples, rollups = _sqlite_event_tuples(fresh), _sqlite_rollup_params(fresh)
                 seen.update(batch_ids)
-                if fresh:
-                    conn.executemany(_SQLITE_INSERT, tuples)
-                    for name, params in rollups:
-                        conn.executemany(_SQLITE_UPSERTS[name], params)
+                event_tuples += tuples
+                for name, params in rollups:
+                    rollup_params[name] += params
                 answers.append(fresh)
+            # one statement per table for the whole group: an upsert of a key twice adds twice
+            if event_tuples:
+                conn.executemany(_SQLITE_INSERT, event_tuples)
+                for name, params in rollup_params.items():
+                    conn.executemany(_SQLITE_UPSERTS[name], params)
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
