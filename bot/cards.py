@@ -50,12 +50,7 @@ def _period(label: str, first: date, last: date, days: dict[date, queries.Totals
 def budget_figures(status: BudgetStatus, week_spend: Decimal, today: date) -> BudgetFigures:
     outlook = forecast(status, week_spend, today)
     return BudgetFigures(
-        period=status.period,
-        standing_usd=status.standing_usd,
-        raises_usd=status.raises_usd,
-        limit_usd=status.limit_usd,
-        spent_usd=status.spent_usd,
-        resets_on=status.resets_on,
+        **dataclasses.asdict(status),
         burn_rate_usd=outlook.pace_per_day,
         projected_usd=outlook.projected_month_end,
         runs_out_on=outlook.runs_out_on,

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 
+from bot.budgets import BudgetStatus
 from bot.views.blocks import (
     Block,
     actions,
@@ -39,28 +40,14 @@ class PeriodFigures(Totals):
     last: date
 
 
-@dataclass(frozen=True)
-class BudgetFigures:
-    period: str  # "YYYY-MM"
-    standing_usd: Decimal
-    raises_usd: Decimal
-    limit_usd: Decimal
-    spent_usd: Decimal
-    resets_on: date
+@dataclass(frozen=True, kw_only=True)
+class BudgetFigures(BudgetStatus):
+    """Where the person stands (bot.budgets.BudgetStatus) and where the month is heading."""
+
     burn_rate_usd: Decimal  # per day, trailing 7 local days
     projected_usd: Decimal  # month-to-date + burn rate * days left
     runs_out_on: date | None  # first day the projection passes the limit, if within the month
     month_end: date
-
-    @property
-    def remaining_usd(self) -> Decimal:
-        return max(self.limit_usd - self.spent_usd, Decimal(0))
-
-    @property
-    def used_share(self) -> Decimal:
-        if self.limit_usd <= 0:
-            return Decimal(1) if self.spent_usd > 0 else Decimal(0)
-        return self.spent_usd / self.limit_usd
 
 
 @dataclass(frozen=True)
