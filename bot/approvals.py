@@ -56,7 +56,8 @@ from bot.scheduler import JOB_FACTORIES, JobSpec
 from bot.services import Services
 from bot.views import approvals as views
 from bot.views.format import money
-from storage.models import ApproverAssignment, AuditRecord, Budget, BudgetRaise, BudgetRequest, UsageDaily
+from storage import queries
+from storage.models import ApproverAssignment, AuditRecord, BudgetRaise, BudgetRequest, UsageDaily
 
 log = logging.getLogger(__name__)
 
@@ -486,11 +487,7 @@ async def _apply_approval(services: Services, session: AsyncSession, request_id:
                                 request_id=request_id, created_at=now))
     else:
         standing = await standing_budget(session, settings, requester)
-        row = await session.get(Budget, requester)
-        if row is None:
-            session.add(Budget(user_key=requester, monthly_usd=standing + granted, set_by=actor, set_at=now))
-        else:
-            row.monthly_usd, row.set_by, row.set_at = standing + granted, actor, now
+        await queries.upsert_budget(session, requester, standing + granted, actor, now)
     await session.flush()
     after = await budget_status(session, settings, clock, requester, day=today)
     session.add(AuditRecord(
@@ -877,7 +874,6 @@ async def demo_walkthrough(services: Services, amount: str = "75", reason: str =
     """Ask, notify, approve, update, push: each message as the text Slack would show (no Slack needed).
     The requester is whoever has used the largest share of their budget, approvers and admins aside."""
     from bot.limits import limits_for
-    from storage import queries
 
     settings = services.settings
     reserved = {*settings.default_approvers, *settings.admins, *settings.approvers.values()}

@@ -48,5 +48,14 @@ def background(services: Any) -> Background:
     return holder
 
 
+async def run_after_ack(services: Any, coro: Coroutine[Any, Any, Any], *, name: str) -> None:
+    """Work a Slack listener does after its ack: held here, and its failure logged rather than
+    raised into Bolt, which would otherwise overwrite the ack it already sent."""
+    try:
+        await background(services).spawn(coro, name=name)
+    except Exception:
+        log.exception("%s failed", name)
+
+
 async def drain(services: Any) -> None:
     await background(services).drain()

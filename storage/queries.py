@@ -323,33 +323,28 @@ async def forget_slack_events(session: AsyncSession, before: datetime) -> None:
     await session.execute(delete(SlackEventSeen).where(SlackEventSeen.seen_at < before))
 
 
-async def upsert_budget(session: AsyncSession, user_key: str, monthly_usd: Decimal, set_by: str,
-                        at: datetime) -> None:
+async def _upsert(session: AsyncSession, table, key: str, values: dict) -> None:
+    """Insert a row keyed by `key`, or overwrite its other columns."""
     from storage.usage import dialect_insert
 
-    stmt = dialect_insert(session, Budget.__table__).values(
-        user_key=user_key, monthly_usd=monthly_usd, set_by=set_by, set_at=at
-    )
+    stmt = dialect_insert(session, table).values(**values)
     stmt = stmt.on_conflict_do_update(
-        index_elements=["user_key"],
-        set_={"monthly_usd": stmt.excluded.monthly_usd, "set_by": stmt.excluded.set_by,
-              "set_at": stmt.excluded.set_at},
+        index_elements=[key], set_={name: stmt.excluded[name] for name in values if name != key}
     )
     await session.execute(stmt)
+
+
+async def upsert_budget(session: AsyncSession, user_key: str, monthly_usd: Decimal, set_by: str,
+                        at: datetime) -> None:
+    """The standing monthly budget (admin-set, or a "from now on" approval)."""
+    await _upsert(session, Budget.__table__, "user_key",
+                  {"user_key": user_key, "monthly_usd": monthly_usd, "set_by": set_by, "set_at": at})
 
 
 async def upsert_approver(session: AsyncSession, requester: str, approver: str, set_by: str,
                           at: datetime) -> None:
-    from storage.usage import dialect_insert
-
-    stmt = dialect_insert(session, ApproverAssignment.__table__).values(
-        requester=requester, approver=approver, set_by=set_by, set_at=at
-    )
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["requester"],
-        set_={"approver": stmt.excluded.approver, "set_by": stmt.excluded.set_by, "set_at": stmt.excluded.set_at},
-    )
-    await session.execute(stmt)
+    await _upsert(session, ApproverAssignment.__table__, "requester",
+                  {"requester": requester, "approver": approver, "set_by": set_by, "set_at": at})
 
 
 async def upsert_digest_subscription(

@@ -28,7 +28,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from bot import approvals
-from bot.background import background
+from bot.background import run_after_ack
 from bot.services import Services
 from bot.views import approvals as views
 
@@ -141,12 +141,7 @@ def register(app: AsyncApp, services: Services) -> None:
     approvals.register_slack_features()
 
     async def run(coro) -> None:
-        """After the ack: hold the work (bot.background) and keep its failure away from Bolt, which would
-        otherwise overwrite the ack it already sent."""
-        try:
-            await background(services).spawn(coro, name="approval-action")
-        except Exception:
-            log.exception("approval-action failed")
+        await run_after_ack(services, coro, name="approval-action")
 
     @app.action(_pattern(views.REQUEST_ACTION))
     async def request_budget(ack, body):

@@ -9,18 +9,15 @@ ephemeral where the click came from).
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
 
 from bot import approvals
-from bot.background import background
+from bot.background import run_after_ack
 from bot.services import Services
 from bot.views import approvals as views
 from handlers.slack.actions import refresh_home, tell
-
-log = logging.getLogger(__name__)
 
 
 def _value(state: dict[str, Any], block_id: str) -> Any:
@@ -51,12 +48,7 @@ def register(app: AsyncApp, services: Services) -> None:
     settings = services.settings
 
     async def run(coro) -> None:
-        """After the ack: hold the work (bot.background) and keep its failure away from Bolt, which would
-        otherwise overwrite the ack it already sent."""
-        try:
-            await background(services).spawn(coro, name="approval-modal")
-        except Exception:
-            log.exception("approval-modal failed")
+        await run_after_ack(services, coro, name="approval-modal")
 
     @app.view(views.REQUEST_MODAL)
     async def request_submitted(ack, body, view):
