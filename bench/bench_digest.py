@@ -7,7 +7,7 @@ migrations; events written with plain sqlite3 executemany, picodollar costs as t
 type stores them on SQLite; rollups built by storage.usage.rebuild_rollups, the project's own
 SQL). Later runs reuse it. Then, for yesterday (the organisation's zone, America/New_York):
 
-- digest: bot.digests.build_digest + Block Kit rendering, the code the scheduler runs
+- digest: bot.digests.builder.build_digest + Block Kit rendering, the code the scheduler runs
   (without posting), median of --runs;
 - raw: the same figures (per-person totals for the day and the day before, the 7-day
   baseline, top models, month to date per person, the 14-day anomaly history, unlinked
@@ -39,10 +39,11 @@ import numpy as np  # noqa: E402
 from bot.charts import render_png  # noqa: E402
 from bot.clock import SettableClock  # noqa: E402
 from bot.config import Settings  # noqa: E402
-from bot.digests import Subscription, build_chart, build_digest  # noqa: E402
+from bot.digests.builder import build_chart, build_digest  # noqa: E402
+from bot.digests.periods import Subscription  # noqa: E402
 from bot.identities import is_slack_user_id  # noqa: E402
-from bot.services import build_services  # noqa: E402
 from bot.views.digest import digest_blocks, fallback_text  # noqa: E402
+from bot.wiring import build_services  # noqa: E402
 from storage.db import upgrade  # noqa: E402
 from storage.types import MONEY_SCALE  # noqa: E402
 from storage.usage import rebuild_rollups  # noqa: E402

@@ -38,12 +38,12 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import Date, bindparam, text  # noqa: E402
 
-from bot.cards import build_card, build_leaderboard  # noqa: E402
+from bot.card_builder import build_card, build_leaderboard  # noqa: E402
 from bot.clock import Clock, month_first_day  # noqa: E402
 from bot.config import Settings  # noqa: E402
-from bot.services import build_services  # noqa: E402
 from bot.views.card import card_blocks, card_fallback  # noqa: E402
 from bot.views.leaderboard import leaderboard_blocks, leaderboard_fallback  # noqa: E402
+from bot.wiring import build_services  # noqa: E402
 from storage.db import upgrade  # noqa: E402
 from storage.types import MONEY_SCALE, money_from_db  # noqa: E402
 from storage.usage import rebuild_rollups  # noqa: E402

@@ -1,8 +1,10 @@
 """Builds the one aiohttp application: Bolt at /slack/events, webhooks, API, health.
 
 This is the composition root, the one module in bot/ that imports handlers/: it wires
-the doors to the rules. We build the aiohttp Application ourselves rather than use
-`AsyncApp.start()` (routes added to Bolt's own web app can 404, bolt-python #801).
+the doors to the rules. What exists (jobs, `/tokens` words, Home sections, ingest hooks)
+is listed in bot/wiring.py; `build_services` there builds the Services handed in here.
+We build the aiohttp Application ourselves rather than use `AsyncApp.start()` (routes
+added to Bolt's own web app can 404, bolt-python #801).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from slack_bolt.async_app import AsyncApp
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from bot.services import Services
+from handlers import slack
 from handlers.http import api, webhooks
 from handlers.http.webhooks import SERVICES
 
@@ -33,9 +36,7 @@ def build_bolt_app(services: Services) -> AsyncApp:
         signing_secret=settings.slack_signing_secret or "unset",
         process_before_response=False,
     )
-    from handlers.slack import register
-
-    register(bolt, services)
+    slack.register(bolt, services)
     return bolt
 
 

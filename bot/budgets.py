@@ -18,10 +18,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.clock import Clock, month_key, next_month_first_day
 from bot.config import Settings
+from storage.chunks import chunked
 from storage.models import Budget, BudgetRaise, UsageDaily, UsageMonthly
 
 ZERO = Decimal(0)
-CHUNK = 500
+TREND_DAYS = 14  # the daily trend shown on the card and to an approver: the last 14 local days
 
 
 @dataclass(frozen=True)
@@ -62,8 +63,7 @@ async def budget_statuses(
     stored: dict[str, Decimal] = {}
     raises: dict[str, Decimal] = {}
     spent: dict[str, Decimal] = {}
-    for start in range(0, len(people), CHUNK):
-        chunk = people[start : start + CHUNK]
+    for chunk in chunked(people):
         stored.update((await session.execute(
             select(Budget.user_key, Budget.monthly_usd).where(Budget.user_key.in_(chunk)))).all())
         raises.update((await session.execute(

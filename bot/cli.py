@@ -1,4 +1,8 @@
-"""`tokenbot` command line: serve | demo | db upgrade | import | reprice | digest."""
+"""`tokenbot` command line: serve | demo | db upgrade | import | reprice | digest.
+
+Each command builds its process with `bot.wiring.build_services`; the heavier modules are
+imported by the command that needs them, so `tokenbot --help` and `db upgrade` start fast.
+"""
 
 from __future__ import annotations
 
@@ -61,10 +65,8 @@ def main(argv: list[str] | None = None) -> int:
             migrate(settings)
             return asyncio.run(import_file(settings, args.file))
         if args.command == "digest":
-            from bot.digests import digest_command
-
             migrate(settings)
-            return asyncio.run(digest_command(settings, channel=args.channel, day=args.date, dry_run=args.dry_run))
+            return asyncio.run(digest(settings, channel=args.channel, day=args.date, dry_run=args.dry_run))
         if args.command == "reprice":
             migrate(settings)
             return asyncio.run(reprice(settings, include_priced=args.all))
@@ -108,20 +110,13 @@ def serve(settings: Settings) -> int:
 
     from bot.app import build_web_app
     from bot.maintenance import ensure_rollup_timezone
-    from bot.services import build_services
+    from bot.wiring import build_services, start_background, stop_background
 
     settings.require_slack(http_mode=not settings.slack_app_token)
     migrate(settings)
     services = build_services(settings)
-    hooks_start = [ensure_rollup_timezone]
-    hooks_stop = []
-    try:
-        from bot.scheduler import start_background, stop_background
-    except ImportError:  # the scheduler module arrives with digests
-        pass
-    else:
-        hooks_start.append(start_background)
-        hooks_stop.append(stop_background)
+    hooks_start = [ensure_rollup_timezone, start_background]
+    hooks_stop = [stop_background]
     if settings.slack_app_token:
         hooks_start.append(_start_socket_mode)
     app = build_web_app(services, on_start=hooks_start, on_stop=hooks_stop)
@@ -143,10 +138,22 @@ async def _start_socket_mode(services) -> None:
     await handler.connect_async()
 
 
+async def digest(settings: Settings, **options) -> int:
+    """`tokenbot digest`: bot/digests/cli.py with this process's Services (no Slack for a dry run)."""
+    from bot.digests.cli import digest_command
+    from bot.wiring import build_services
+
+    services = build_services(settings, with_slack=not options.get("dry_run"))
+    try:
+        return await digest_command(settings, services=services, **options)
+    finally:
+        await services.close()
+
+
 async def import_file(settings: Settings, path: Path) -> int:
     import orjson
 
-    from bot.services import build_services
+    from bot.wiring import build_services
 
     services = build_services(settings)
     totals = {"accepted": 0, "duplicates": 0, "rejected": 0}
@@ -189,7 +196,7 @@ async def import_file(settings: Settings, path: Path) -> int:
 
 async def reprice(settings: Settings, *, include_priced: bool) -> int:
     from bot.maintenance import reprice as run_reprice
-    from bot.services import build_services
+    from bot.wiring import build_services
 
     services = build_services(settings)
     try:

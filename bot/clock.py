@@ -74,3 +74,8 @@ def next_month_first_day(day: date) -> date:
 def parse_month(key: str) -> date:
     year, month = key.split("-")
     return date(int(year), int(month), 1)
+
+
+def month_label(key: str) -> str:
+    """"2026-11" -> "November 2026"."""
+    return f"{parse_month(key):%B %Y}"

@@ -4,17 +4,16 @@ The Slack handler passes the caller's id and the command text; `run_command` ans
 a view model (CardView, LeaderboardView, BudgetView, HelpView, Notice) or a ready Message,
 which the handler renders with bot/views and sends.
 
-Other features add words with `EXTRA_COMMANDS` (approvals registers "request" and
-"admin audit" when its module is imported): the key is one word, or "admin <word>"; the
-handler gets an `Invocation` and returns any answer above.
+The words of other features ("request", "admin audit") are `Services.tokens_words`, listed
+by the composition root (bot/wiring.py): the key is one word, or "admin <word>"; the
+function gets an `Invocation` and returns any answer above.
 
 Decisions:
 - Words are case-insensitive; anything not understood gets the help, naming the word.
 - Mentions arrive escaped (`should_escape: true` in manifest.yml): `<@U123|name>` or
   `<@U123>`; bare Slack user ids are accepted too. A typed `@name` is refused with a hint.
   A mentioned id Slack does not know (users.info) is refused politely.
-- Amounts are US dollars: `50`, `$50`, `50.5`, `1,000` (commas only as thousands
-  separators, at most two decimals), from 0 to 1,000,000.
+- Amounts are US dollars as bot/amounts.py reads them, from 0 to 1,000,000.
 - `admin digest #channel HH:MM` stores a daily digest (period "day", top 10) in
   digest_subscriptions; one per channel and period, so a second command moves its time.
 - Admin changes are written to the audit log (actor, action, subject, details).
@@ -24,15 +23,15 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from slack_sdk.errors import SlackApiError
 
-from bot import cards
-from bot.approvals import resolve_approvers
+from bot import card_builder, outbox
+from bot.amounts import AmountError, parse_amount
 from bot.budgets import budget_status, standing_budget
 from bot.config import SLACK_CHANNEL_ID, SLACK_USER_ID, ConfigError, parse_hhmm
 from bot.identities import is_slack_user_id
@@ -46,9 +45,6 @@ from storage.models import AuditRecord, Identity
 
 log = logging.getLogger(__name__)
 
-MAX_AMOUNT = Decimal(1_000_000)
-AMOUNT_EXAMPLE = "a number of US dollars like `50`, `$50`, `50.5` or `1,000`"
-_AMOUNT = re.compile(r"^\$?(?P<whole>\d{1,3}(?:,\d{3})+|\d+)(?:\.(?P<cents>\d{1,2}))?$")
 _USER_MENTION = re.compile(r"^<@(?P<id>[UW][A-Z0-9]{2,})(?:\|[^>]*)?>$")
 _CHANNEL_MENTION = re.compile(r"^<#(?P<id>[CG][A-Z0-9]{2,})(?:\|[^>]*)?>$")
 _LINK = re.compile(r"^<(?P<target>[^|>]+)(?:\|(?P<label>[^>]*))?>$")
@@ -62,10 +58,6 @@ class Refusal(Exception):
     """A clear, polite answer instead of doing something; the message is mrkdwn."""
 
 
-class AmountError(ValueError):
-    pass
-
-
 # -- parsing --------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -74,7 +66,7 @@ class Command:
     args: tuple[str, ...] = ()
     rest: str = ""  # the raw text after the command words (reasons keep their spaces)
     word: str | None = None  # the word not understood
-    extra: str | None = None  # the EXTRA_COMMANDS key
+    extra: str | None = None  # the key in Services.tokens_words
     hint: str | None = None  # a usage line shown above the help
 
 
@@ -90,8 +82,7 @@ class Invocation:
 
 
 Answer = Any  # a view model of bot/views or a bot.views.help.Message
-ExtraCommand = Callable[[Invocation], Awaitable[Answer]]
-EXTRA_COMMANDS: dict[str, ExtraCommand] = {}
+Word = Callable[[Invocation], Awaitable[Answer]]
 
 
 def _split(text: str, count: int) -> tuple[list[str], str]:
@@ -102,21 +93,22 @@ def _split(text: str, count: int) -> tuple[list[str], str]:
     return parts, ""
 
 
-def parse(text: str) -> Command:
+def parse(text: str, words: Collection[str] = ()) -> Command:
+    """The command in `text`; `words` are the feature words (Services.tokens_words) besides the built-in ones."""
     text = (text or "").strip()
-    words = text.split()
-    if not words:
+    typed = text.split()
+    if not typed:
         return Command("me")
-    first = words[0].lower()
-    two = " ".join(w.lower() for w in words[:2])
-    if len(words) >= 2 and two in EXTRA_COMMANDS:
+    first = typed[0].lower()
+    two = " ".join(w.lower() for w in typed[:2])
+    if len(typed) >= 2 and two in words:
         _, rest = _split(text, 2)
         return Command("extra", tuple(rest.split()), rest, extra=two)
-    if first in EXTRA_COMMANDS:
+    if first in words:
         _, rest = _split(text, 1)
         return Command("extra", tuple(rest.split()), rest, extra=first)
     _, rest = _split(text, 1)
-    args = tuple(words[1:])
+    args = tuple(typed[1:])
     if first == "me":
         return Command("me") if not args else Command("unknown", args, rest, word=args[0])
     if first in ("help", "?"):
@@ -138,23 +130,7 @@ def parse(text: str) -> Command:
             _, sub_rest = _split(text, 2)
             return Command(f"admin {sub}", args[1:], sub_rest)
         return Command("unknown", args, rest, word=f"admin {args[0]}", hint=ADMIN_HINT)
-    return Command("unknown", args, rest, word=words[0])
-
-
-def parse_amount(text: str) -> Decimal:
-    """`50`, `$50`, `50.5`, `1,000` -> Decimal; anything else raises AmountError with an example."""
-    raw = (text or "").strip()
-    match = _AMOUNT.match(raw)
-    if not match:
-        shown = escape(raw[:40]) if raw else "nothing"
-        raise AmountError(f"`{shown}` is not an amount: use {AMOUNT_EXAMPLE}.")
-    try:
-        value = Decimal(match["whole"].replace(",", "") + "." + (match["cents"] or "0"))
-    except InvalidOperation:  # pragma: no cover - the pattern admits only digits
-        raise AmountError(f"use {AMOUNT_EXAMPLE}.") from None
-    if value > MAX_AMOUNT:
-        raise AmountError(f"{money(value)} is more than tokenbot accepts (up to {money(MAX_AMOUNT)}).")
-    return value
+    return Command("unknown", args, rest, word=typed[0])
 
 
 def parse_user(token: str) -> str | None:
@@ -208,19 +184,19 @@ async def known_user(services: Services, token: str) -> str:
 
 async def run_command(services: Services, user_id: str, text: str, *, channel_id: str | None = None,
                       trigger_id: str | None = None) -> Answer:
-    command = parse(text)
+    command = parse(text, services.tokens_words)
     try:
         if command.name == "me":
-            await cards.link_caller_email(services, user_id)
-            return await cards.build_card(services, user_id)
+            await card_builder.link_caller_email(services, user_id)
+            return await card_builder.build_card(services, user_id)
         if command.name == "top":
-            return await cards.build_leaderboard(services, user_id, command.args[0])
+            return await card_builder.build_leaderboard(services, user_id, command.args[0])
         if command.name == "budget":
             return await budget_command(services, user_id, command.args)
         if command.name == "help":
             return HelpView(hint=command.hint)
         if command.name == "extra":
-            handler = EXTRA_COMMANDS[command.extra]
+            handler = services.tokens_words[command.extra]
             return await handler(Invocation(services, user_id, command.rest, channel_id, trigger_id))
         if command.name.startswith("admin "):
             return await admin_command(services, user_id, command)
@@ -230,13 +206,13 @@ async def run_command(services: Services, user_id: str, text: str, *, channel_id
 
 
 async def may_see_budget(services: Services, viewer: str, target: str) -> bool:
-    """Anyone sees their own; approvers their requesters' (bot.approvals.resolve_approvers: config,
-    admin assignment, the Manager profile field, default approvers); admins anyone's."""
+    """Anyone sees their own; approvers their requesters' (bot/approvers.py: config, admin
+    assignment, the Manager profile field, default approvers); admins anyone's."""
     if viewer == target:
         return True
     if await is_admin(services, viewer):
         return True
-    return viewer in (await resolve_approvers(services, target)).users
+    return viewer in (await services.approvers.resolve(target)).users
 
 
 async def budget_command(services: Services, viewer: str, args: tuple[str, ...]) -> Answer:
@@ -247,8 +223,8 @@ async def budget_command(services: Services, viewer: str, args: tuple[str, ...])
         raise Refusal(f"You can see your own budget, and the budgets of people you approve for; "
                       f"not {mention(target)}'s.")
     if target == viewer:
-        await cards.link_caller_email(services, viewer)
-    return await cards.build_budget(services, target, viewer=viewer)
+        await card_builder.link_caller_email(services, viewer)
+    return await card_builder.build_budget(services, target, viewer=viewer)
 
 
 # -- admin ------------------------------------------------------------------------------------------
@@ -308,9 +284,6 @@ def _audit(actor: str, action: str, subject: str | None, at, **details: Any) -> 
 
 async def set_budget(services: Services, actor: str, user_id: str, amount: Decimal) -> Notice:
     """A new standing budget, audited, and pushed to limit enforcers like an approval is."""
-    from bot import outbox
-    from bot.approvals import limit_changed_payload
-
     now = services.clock.now()
     async with services.db.write() as session:
         before = await standing_budget(session, services.settings, user_id)
@@ -323,7 +296,7 @@ async def set_budget(services: Services, actor: str, user_id: str, amount: Decim
         await session.flush()
         if services.settings.limits_webhook_url:
             outbox.enqueue(session, msg_id=f"limit-changed-audit-{audit.id}", kind="limit.changed", now=now,
-                           payload=limit_changed_payload(
+                           payload=outbox.limit_changed_payload(
                                user=user_id, period=limit_after.period, limit=limit_after.limit_usd,
                                previous=limit_before.limit_usd, scope="standing", request_id=None,
                                decided_by=actor, now=now))

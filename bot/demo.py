@@ -23,7 +23,15 @@ import aiohttp
 import orjson
 from aiohttp import web
 
+from bot.app import build_web_app
+from bot.approvals.demo import demo_walkthrough
+from bot.card_builder import render_demo_cards
 from bot.config import ModelPrice, Settings
+from bot.digests.cli import demo_digest_text
+from bot.people import remember_people
+from bot.report import render_summary
+from bot.wiring import build_services
+from storage.db import upgrade_async
 
 TEAMS = ("platform", "research", "growth", "support", "data")
 FIRST = (
@@ -146,8 +154,6 @@ def _sign(secret: str, msg_id: str, body: bytes) -> dict[str, str]:
 
 
 async def _send_through_http(settings: Settings, services, events: list[dict]) -> dict[str, int]:
-    from bot.app import build_web_app
-
     app = build_web_app(services, close_services=False)
     runner = web.AppRunner(app)
     await runner.setup()
@@ -173,11 +179,6 @@ async def _send_through_http(settings: Settings, services, events: list[dict]) -
 
 
 async def _demo(database: Path, people_count: int, seed: int) -> None:
-    from bot.people import remember_people
-    from bot.report import render_summary
-    from bot.services import build_services
-    from storage.db import upgrade_async
-
     rng = random.Random(seed)
     people = synthetic_people(people_count, rng)
     settings = demo_settings(database, people)
@@ -197,14 +198,8 @@ async def _demo(database: Path, people_count: int, seed: int) -> None:
               f"({totals['accepted']:,} stored, {totals['duplicates']} duplicates, {totals['rejected']} rejected)")
         print(f"database: {database}\n")
         print(await render_summary(services))
-        from bot.cards import render_demo_cards
-
         print("\n" + await render_demo_cards(services))
-        from bot.digests import demo_digest_text
-
         print("\n" + await demo_digest_text(services))
-        from bot.approvals import demo_walkthrough
-
         print("\n" + await demo_walkthrough(services))
     finally:
         await services.close()

@@ -9,6 +9,8 @@ from sqlalchemy import exists, or_, select
 from bot.budgets import budget_status
 from bot.config import SLACK_USER_ID
 from bot.services import Services
+from bot.views.format import json_money, json_scope
+from storage.approvals_repo import pending_request
 from storage.models import Budget, BudgetRequest, Identity, Person, UsageMonthly
 
 
@@ -46,27 +48,16 @@ async def find_person(services: Services, user: str) -> str | None:
         return user if known else None
 
 
-async def pending_request(session, user_key: str) -> BudgetRequest | None:
-    return await session.scalar(
-        select(BudgetRequest).where(BudgetRequest.requester == user_key, BudgetRequest.status == "pending")
-    )
-
-
 def request_summary(request: BudgetRequest) -> dict[str, Any]:
     return {
         "id": request.id,
-        "amount_usd": money(request.amount_usd),
-        "scope": "this_month" if request.scope == "month" else "from_now_on",
+        "amount_usd": json_money(request.amount_usd),
+        "scope": json_scope(request.scope),
         "reason": request.reason,
         "approvers": request.approvers,
         "created_at": request.created_at.isoformat(),
         "expires_at": request.expires_at.isoformat(),
     }
-
-
-def money(value) -> str:
-    """A USD amount for JSON: a string, so no client reads it as a binary float."""
-    return f"{value.quantize(value.__class__('0.000001')).normalize():f}"
 
 
 async def limits_for(services: Services, user: str) -> dict[str, Any] | None:
@@ -80,9 +71,9 @@ async def limits_for(services: Services, user: str) -> dict[str, Any] | None:
         "user": user,
         "slack_user_id": user_key if SLACK_USER_ID.match(user_key) else None,
         "period": status.period,
-        "limit_usd": money(status.limit_usd),
-        "spent_usd": money(status.spent_usd),
-        "remaining_usd": money(status.remaining_usd),
+        "limit_usd": json_money(status.limit_usd),
+        "spent_usd": json_money(status.spent_usd),
+        "remaining_usd": json_money(status.remaining_usd),
         "allowed": status.allowed,
         "pending_request": request_summary(pending) if pending else None,
     }

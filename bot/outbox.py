@@ -15,6 +15,9 @@ process:
   at most 1 h apart) and keeps retrying until accepted, across restarts;
 - a decision kicks delivery at once (`kick`); the scheduler job retries every 30 s.
 
+The lease and the backoff are storage/leases.py's (shared with digest runs); the
+`limit.changed` body is built here, for approvals and `/tokens admin set-budget` alike.
+
 When LIMITS_WEBHOOK_URL is unset nothing is enqueued (decision: there is nobody to tell;
 events for decisions taken while it was unset are not sent later).
 """
@@ -24,18 +27,20 @@ from __future__ import annotations
 import json
 import logging
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import aiohttp
 from apscheduler.triggers.interval import IntervalTrigger
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from standardwebhooks import Webhook
 
-from bot.background import background
 from bot.clock import utcnow
-from bot.scheduler import JOB_FACTORIES, JobSpec
+from bot.scheduler import JobSpec
 from bot.services import Services
+from bot.views.format import json_money, json_scope
+from storage.leases import LeasedRows
 from storage.models import OutboxMessage
 
 log = logging.getLogger(__name__)
@@ -47,9 +52,30 @@ TIMEOUT_SECONDS = 10
 BATCH = 50
 
 
+ROWS = LeasedRows(OutboxMessage.__table__, "locked_until", FIRST_RETRY, MAX_RETRY)
+
+
 def backoff(attempts: int) -> timedelta:
     """Delay before the next try after `attempts` failed ones: 15 s doubling, capped at 1 h."""
-    return min(FIRST_RETRY * (2 ** max(attempts - 1, 0)), MAX_RETRY)
+    return ROWS.backoff(attempts)
+
+
+def limit_changed_payload(*, user: str, period: str, limit: Decimal, previous: Decimal, scope: str,
+                          request_id: int | None, decided_by: str, now: datetime) -> dict[str, Any]:
+    """The `limit.changed` event; `request_id` is None when an admin set the budget directly."""
+    return {
+        "type": "limit.changed",
+        "timestamp": now.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+        "data": {
+            "user": user,
+            "period": period,
+            "limit_usd": json_money(limit),
+            "previous_limit_usd": json_money(previous),
+            "scope": json_scope(scope),
+            "request_id": request_id,
+            "decided_by": decided_by,
+        },
+    }
 
 
 def enqueue(session: AsyncSession, *, msg_id: str, kind: str, payload: dict[str, Any], now: datetime) -> None:
@@ -75,20 +101,13 @@ def signed_headers(secret: str, msg_id: str, body: bytes, moment: datetime | Non
     }
 
 
+def _due(now: datetime):
+    return and_(OutboxMessage.delivered_at.is_(None), OutboxMessage.next_attempt_at <= now, ROWS.free(now))
+
+
 async def _claim(services: Services, row_id: int, now: datetime) -> bool:
     async with services.db.write() as session:
-        result = await session.execute(
-            update(OutboxMessage)
-            .where(
-                OutboxMessage.id == row_id,
-                OutboxMessage.delivered_at.is_(None),
-                OutboxMessage.next_attempt_at <= now,
-                or_(OutboxMessage.locked_until.is_(None), OutboxMessage.locked_until < now),
-            )
-            .values(locked_until=now + LEASE)
-            .execution_options(synchronize_session=False)
-        )
-        return result.rowcount == 1
+        return await ROWS.take(session, and_(OutboxMessage.id == row_id, _due(now)), now=now, lease=LEASE) is not None
 
 
 async def _post(services: Services, http: aiohttp.ClientSession, message: OutboxMessage) -> str | None:
@@ -119,11 +138,7 @@ async def deliver_due(services: Services) -> int:
             async with services.db.session() as session:
                 rows = list(await session.scalars(
                     select(OutboxMessage)
-                    .where(
-                        OutboxMessage.delivered_at.is_(None),
-                        OutboxMessage.next_attempt_at <= now,
-                        or_(OutboxMessage.locked_until.is_(None), OutboxMessage.locked_until < now),
-                    )
+                    .where(_due(now))
                     .order_by(OutboxMessage.id)
                     .limit(BATCH)
                 ))
@@ -145,12 +160,8 @@ async def deliver_due(services: Services) -> int:
                     log.warning("limit.changed %s not accepted (attempt %d): %s", message.msg_id,
                                 message.attempts + 1, error)
                 async with services.db.write() as session:
-                    await session.execute(
-                        update(OutboxMessage)
-                        .where(and_(OutboxMessage.id == message.id, OutboxMessage.delivered_at.is_(None)))
-                        .values(**values)
-                        .execution_options(synchronize_session=False)
-                    )
+                    await ROWS.settle(session, and_(OutboxMessage.id == message.id,
+                                                    OutboxMessage.delivered_at.is_(None)), **values)
             if not progressed or len(rows) < BATCH:
                 return delivered
 
@@ -158,13 +169,11 @@ async def deliver_due(services: Services) -> int:
 def kick(services: Services) -> None:
     """Try delivery now, in the background (after a decision)."""
     if services.settings.limits_webhook_url:
-        background(services).spawn(deliver_due(services), name="outbox-kick")
+        services.background.spawn(deliver_due(services), name="outbox-kick")
 
 
-def _jobs(services: Services) -> list[JobSpec]:
+def outbox_jobs(services: Services) -> list[JobSpec]:
+    """Retry deliveries every 30 s (only when there is somewhere to deliver to)."""
     if not services.settings.limits_webhook_url:
         return []
     return [JobSpec("outbox-deliver", deliver_due, IntervalTrigger(seconds=30))]
-
-
-JOB_FACTORIES.append(_jobs)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from slack_sdk.errors import SlackApiError
 from sqlalchemy import select
 
 from bot.services import Services
+from storage.chunks import chunked
 from storage.models import Person
 
 
@@ -30,11 +32,9 @@ async def display_names(services: Services, user_keys: Iterable[str]) -> dict[st
     keys = list(set(user_keys))
     names: dict[str, str] = {}
     async with services.db.session() as session:
-        for start in range(0, len(keys), 500):
+        for chunk in chunked(keys):
             rows = await session.execute(
-                select(Person.slack_user_id, Person.display_name).where(
-                    Person.slack_user_id.in_(keys[start : start + 500])
-                )
+                select(Person.slack_user_id, Person.display_name).where(Person.slack_user_id.in_(chunk))
             )
             names.update({k: v for k, v in rows if v})
     return {k: names.get(k, k) for k in keys}
@@ -45,8 +45,6 @@ PROFILE_TTL_SECONDS = 6 * 3600
 
 async def fetch_person(services: Services, user_id: str, *, refresh: bool = False) -> Person | None:
     """users.info, cached in `people` for a few hours; None when Slack does not know the id."""
-    from slack_sdk.errors import SlackApiError
-
     now = services.clock.now()
     async with services.db.session() as session:
         cached = await session.get(Person, user_id)

@@ -4,13 +4,12 @@ Every job is idempotent in the database, because with several `tokenbot serve`
 processes each one runs every job (SLACK_NOTES.md). Jobs are plain async functions
 of `Services`; tests call them directly instead of waiting for a schedule.
 
-Features add their jobs by appending a `JobSpec` factory to `JOB_FACTORIES` at import
-of their module, listed in `FEATURE_MODULES` below.
+Which jobs exist is listed in one place, `bot.wiring.scheduled_jobs`; a feature offers
+a function `(services) -> list[JobSpec]` and never registers itself.
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -30,26 +29,18 @@ class JobSpec:
     trigger: Any  # an APScheduler trigger (IntervalTrigger, CronTrigger, ...)
 
 
-JobFactory = Callable[[Services], list[JobSpec]]
-JOB_FACTORIES: list[JobFactory] = []
-
-# modules that register job factories when imported
-FEATURE_MODULES: list[str] = ["bot.digests", "bot.approvals", "bot.outbox"]
-
-_SCHEDULER_KEY = "_tokenbot_scheduler"
-
-
-def build_scheduler(services: Services) -> AsyncIOScheduler:
-    for name in FEATURE_MODULES:
-        importlib.import_module(name)
+def build_scheduler(services: Services, specs: list[JobSpec]) -> AsyncIOScheduler:
     scheduler = AsyncIOScheduler(timezone=services.settings.timezone)
-    for factory in JOB_FACTORIES:
-        for spec in factory(services):
-            scheduler.add_job(
-                _guarded(spec, services), spec.trigger, id=spec.id, replace_existing=True,
-                coalesce=True, max_instances=1, misfire_grace_time=3600,
-            )
+    for spec in specs:
+        add_job(scheduler, services, spec)
     return scheduler
+
+
+def add_job(scheduler: AsyncIOScheduler, services: Services, spec: JobSpec, *, name: str | None = None) -> None:
+    """Add (or replace) one job: never two runs of it at once, missed runs coalesced."""
+    extra = {"name": name} if name else {}
+    scheduler.add_job(_guarded(spec, services), spec.trigger, id=spec.id, replace_existing=True,
+                      coalesce=True, max_instances=1, misfire_grace_time=3600, **extra)
 
 
 def _guarded(spec: JobSpec, services: Services):
@@ -62,13 +53,14 @@ def _guarded(spec: JobSpec, services: Services):
     return run
 
 
-async def start_background(services: Services) -> None:
-    scheduler = build_scheduler(services)
+def start_scheduler(services: Services, specs: list[JobSpec]) -> AsyncIOScheduler:
+    scheduler = build_scheduler(services, specs)
     scheduler.start()
-    setattr(services, _SCHEDULER_KEY, scheduler)
+    services.scheduler = scheduler
+    return scheduler
 
 
-async def stop_background(services: Services) -> None:
-    scheduler = getattr(services, _SCHEDULER_KEY, None)
+def stop_scheduler(services: Services) -> None:
+    scheduler, services.scheduler = services.scheduler, None
     if scheduler is not None and scheduler.running:
         scheduler.shutdown(wait=False)

@@ -1,13 +1,23 @@
-"""The process's long-lived objects, built once and handed to handlers and jobs."""
+"""The process's long-lived objects, built once and handed to handlers and jobs.
+
+`Services` declares everything a process holds: settings, clock, database, Slack client,
+the ingest path, the approver finder, the one owner of background work, the scheduler
+once started, and the lists the composition root (bot/wiring.py) fills: the `/tokens`
+words and the App Home sections. `create_services` builds the objects only; a working
+process is built by `bot.wiring.build_services`, which also fills those lists and
+installs the ingest hooks.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import socket
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
@@ -16,6 +26,8 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.approvers import ApproverFinder
+from bot.background import Background
 from bot.clock import Clock
 from bot.config import Settings
 from bot.identities import IdentityResolver
@@ -49,26 +61,26 @@ class Services:
     identities: IdentityResolver
     ingestor: UsageIngestor
     slack: AsyncWebClient | None
+    approvers: ApproverFinder
     instance_id: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
+    background: Background = field(default_factory=Background)
+    scheduler: AsyncIOScheduler | None = None  # set while `tokenbot serve` runs its jobs
+    # word ("request", "admin audit") -> async function of a bot.commands.Invocation
+    tokens_words: dict[str, Callable[[Any], Awaitable[Any]]] = field(default_factory=dict)
+    # async (services, user_id) -> Block Kit blocks, shown under the card in the App Home
+    home_sections: list[Callable[[Services, str], Awaitable[list[dict[str, Any]]]]] = field(default_factory=list)
 
     async def close(self, *, grace_seconds: float = 5.0) -> None:
-        """Let background work (alert DMs, message updates) finish briefly, then release everything."""
-        from bot.background import background
-
-        holder = background(self)
-        try:
-            await asyncio.wait_for(holder.drain(), grace_seconds)
-        except TimeoutError:
-            for task in list(holder.tasks):
-                task.cancel()
-            await asyncio.gather(*holder.tasks, return_exceptions=True)
-            log.warning("stopped %d background tasks at shutdown", len(holder.tasks))
+        """Let background work (alert DMs, message updates, listeners) finish briefly, then release
+        everything the process holds: the email lookups, the ingest writer, the database."""
+        await self.background.stop(grace_seconds)
         await self.identities.close()
         self.ingestor.writer.close()
         await self.db.dispose()
 
 
-def build_services(settings: Settings, *, clock: Clock | None = None, with_slack: bool = True) -> Services:
+def create_services(settings: Settings, *, clock: Clock | None = None, with_slack: bool = True) -> Services:
+    """The objects alone; `bot.wiring.build_services` makes them a working process."""
     clock = clock or Clock(settings.timezone)
     db = Database(settings.database_url)
     slack = slack_client(settings) if with_slack and settings.slack_bot_token else None
@@ -83,10 +95,8 @@ def build_services(settings: Settings, *, clock: Clock | None = None, with_slack
         identities=identities,
         ingestor=UsageIngestor(db, pricer, identities, clock),
         slack=slack,
+        approvers=ApproverFinder(settings, db, slack),
     )
-    from bot.alerts import install as install_budget_alerts  # budget alerts after each stored batch
-
-    install_budget_alerts(services)
     return services
 
 

@@ -10,6 +10,7 @@ from sqlalchemy import and_, delete, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
+from storage.chunks import chunked
 from storage.models import (
     ApproverAssignment,
     Budget,
@@ -21,6 +22,7 @@ from storage.models import (
     UsageDailyModel,
     UsageMonthly,
 )
+from storage.usage import dialect_insert
 
 
 @dataclass(frozen=True)
@@ -143,14 +145,7 @@ async def daily_series(session: AsyncSession, first: date, last: date, user_key:
     return [(r[0], _totals(r[1:])) for r in await session.execute(query)]
 
 
-# -- digests (bot/digests.py) -------------------------------------------------------------------------
-_IN_CHUNK = 500
-
-
-def _chunks(keys) -> list[list[str]]:
-    keys = sorted(set(keys))
-    return [keys[i : i + _IN_CHUNK] for i in range(0, len(keys), _IN_CHUNK)]
-
+# -- digests (bot/digests/) ----------------------------------------------------------------------------
 
 async def costs_by_user(session: AsyncSession, first: date, last: date, user_keys=None) -> dict[str, Decimal]:
     """user_key -> cost over [first, last] from usage_daily (only people with rows; optionally some keys)."""
@@ -159,7 +154,7 @@ async def costs_by_user(session: AsyncSession, first: date, last: date, user_key
     if user_keys is None:
         return {k: c or Decimal(0) for k, c in await session.execute(base)}
     out: dict[str, Decimal] = {}
-    for chunk in _chunks(user_keys):
+    for chunk in chunked(user_keys):
         out.update({k: c or Decimal(0) for k, c in await session.execute(base.where(d.user_key.in_(chunk)))})
     return out
 
@@ -175,7 +170,7 @@ async def daily_costs(
     if user_keys is None:
         return [(k, day, c) for k, day, c in await session.execute(base)]
     rows: list[tuple[str, date, Decimal]] = []
-    for chunk in _chunks(user_keys):
+    for chunk in chunked(user_keys):
         rows.extend((k, day, c) for k, day, c in await session.execute(base.where(d.user_key.in_(chunk))))
     return rows
 
@@ -302,8 +297,6 @@ async def months_of(session: AsyncSession, user_key: str) -> list[tuple[str, Tot
 
 async def claim_slack_event(session: AsyncSession, event_id: str, now: datetime) -> bool:
     """Record an Events API event_id; False when it was seen before (a retry or another process)."""
-    from storage.usage import dialect_insert
-
     table = SlackEventSeen.__table__
     stmt = (
         dialect_insert(session, table)
@@ -325,8 +318,6 @@ async def forget_slack_events(session: AsyncSession, before: datetime) -> None:
 
 async def _upsert(session: AsyncSession, table, key: str, values: dict) -> None:
     """Insert a row keyed by `key`, or overwrite its other columns."""
-    from storage.usage import dialect_insert
-
     stmt = dialect_insert(session, table).values(**values)
     stmt = stmt.on_conflict_do_update(
         index_elements=[key], set_={name: stmt.excluded[name] for name in values if name != key}
@@ -351,8 +342,6 @@ async def upsert_digest_subscription(
     session: AsyncSession, *, channel: str, local_time: str, period: str, top: int, created_by: str, at: datetime
 ) -> None:
     """One subscription per (channel, period): a second `/tokens admin digest` moves its time."""
-    from storage.usage import dialect_insert
-
     stmt = dialect_insert(session, DigestSubscription.__table__).values(
         channel=channel, local_time=local_time, period=period, top=top, created_by=created_by, created_at=at
     )

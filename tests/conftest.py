@@ -32,7 +32,8 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from bot.app import build_web_app
 from bot.clock import Clock
 from bot.config import Settings
-from bot.services import Services, build_services
+from bot.services import Services
+from bot.wiring import build_services
 from storage.db import upgrade
 from storage.models import Base
 from tests.fakes.slack_api import FakeSlack

@@ -10,8 +10,8 @@ from decimal import Decimal
 
 from sqlalchemy import event as sa_event
 
-from bot import alerts, approvals
-from bot.background import background, drain
+from bot import budget_alerts as alerts
+from bot.approvals import service
 from bot.clock import SettableClock
 from tests.support.approvals import TZ, buttons, dms, local, usage
 
@@ -28,7 +28,7 @@ async def start(make_bot, now=None, **overrides):
 async def spend(bot, n, user: str, cost: str, when=None) -> None:
     status, body = await bot.post_usage([usage(n, user, cost, when or local(2026, 11, 2))])
     assert status == 200, body
-    await drain(bot.services)
+    await bot.services.background.drain()
 
 
 def alert_texts(fake, user: str) -> list[str]:
@@ -68,7 +68,7 @@ async def test_one_dm_per_threshold_per_month_and_the_approver_at_100(make_bot, 
 
 async def test_several_thresholds_at_once_send_one_dm(make_bot, fake_slack):
     bot, _ = await start(make_bot)
-    created = await approvals.create_request(bot.services, ALICE, "20", None)  # a pending request: no button
+    created = await service.create_request(bot.services, ALICE, "20", None)  # a pending request: no button
     await spend(bot, 1, ALICE, "120")
     [dm] = dms(fake_slack, ALICE)
     assert dm["text"].startswith("You have used 120%")
@@ -98,7 +98,7 @@ async def test_forecast_alert_names_the_day_the_budget_runs_out_once_a_month(mak
     events += [usage(f"c{d}", CAROL, "1", local(2026, 11, d, 9)) for d in range(4, 11)]  # $7: fine all month
     status, _ = await bot.post_usage(events)
     assert status == 200
-    await drain(bot.services)
+    await bot.services.background.drain()
     [dm] = dms(fake_slack, ALICE)  # $42 of $100, $58 left at $6 a day: out after 10 more days
     assert dm["text"] == "At this pace your $100.00 budget runs out on the 20th (Fri Nov 20)"
     assert "about $6.00 a day" in str(dm["blocks"]) and "request_budget" in buttons(dm["blocks"])
@@ -124,8 +124,8 @@ async def test_the_check_runs_after_the_answer_in_one_query_per_table(make_bot, 
     status, _ = await bot.post_usage([usage(1, ALICE, "60", local(2026, 11, 2))])
     answered = time.monotonic() - started
     assert status == 200 and answered < 0.8
-    assert background(bot.services).tasks  # the check is still running, held by the process
-    await drain(bot.services)
+    assert bot.services.background.tasks  # the check is still running, held by the process
+    await bot.services.background.drain()
     assert len(dms(fake_slack, ALICE)) == 1 and time.monotonic() - started >= 1
 
     statements: list[str] = []
@@ -151,7 +151,7 @@ async def test_pace_is_checked_at_most_hourly_per_person_thresholds_every_time(m
     fast = [usage(f"c{d}", CAROL, "6", local(2026, 11, d, 9)) for d in range(4, 10)]
     status, _ = await bot.post_usage(fast)  # now $37 at $6 a day: would run out on the 21st
     assert status == 200
-    await drain(bot.services)
+    await bot.services.background.drain()
     assert dms(fake_slack, CAROL) == []  # pace checked 0 minutes ago: not yet
     await spend(bot, "big", CAROL, "20", local(2026, 11, 10, 10))  # $57: the 50% threshold at once
     assert alert_texts(fake_slack, CAROL) == ["You have passed 50% of your $100.00 budget for November 2026"]

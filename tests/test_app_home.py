@@ -9,9 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 import pytest_asyncio
 
-from bot import home
 from bot.clock import SettableClock
-from handlers.slack.events import wait_idle
 from tests.support.signing import event_callback_body
 from tests.test_tokens_command import flat, ingest, local, usage
 
@@ -37,7 +35,7 @@ async def open_home(bot, user: str = "U0ADA", *, event_id: str | None = None, ta
     headers = {"X-Slack-Retry-Num": str(retry), "X-Slack-Retry-Reason": "http_timeout"} if retry else None
     status, answer = await bot.slack_post(body, headers=headers)
     assert status == 200, answer
-    await wait_idle()
+    await bot.services.background.drain()
     return event_id or ""
 
 
@@ -76,7 +74,8 @@ async def test_concurrent_duplicate_deliveries_publish_once(hbot, make_bot, fake
     body = event_callback_body({"type": "app_home_opened", "user": "U0ADA", "tab": "home"}, "Ev0TWICE")
     results = await asyncio.gather(hbot.slack_post(body), other.slack_post(body, headers={"X-Slack-Retry-Num": "1"}))
     assert [status for status, _ in results] == [200, 200]
-    await wait_idle()
+    await hbot.services.background.drain()
+    await other.services.background.drain()
     assert len(publishes(hbot)) == 1
 
 
@@ -120,14 +119,14 @@ async def test_email_only_user_sees_their_numbers_at_home(hbot, fake_slack):
 
 
 @pytest.fixture
-def extra_section(monkeypatch):
+def extra_section(hbot):
     async def waiting_for_you(services, user_id):
         return [{"type": "section", "text": {"type": "mrkdwn", "text": f"*Requests waiting for you* ({user_id})"}}]
 
     async def broken(services, user_id):
         raise RuntimeError("half-built feature")
 
-    monkeypatch.setattr(home, "HOME_SECTIONS", [*home.HOME_SECTIONS, broken, waiting_for_you])
+    hbot.services.home_sections.extend([broken, waiting_for_you])
 
 
 async def test_registered_sections_are_shown_and_a_broken_one_is_skipped(hbot, extra_section):

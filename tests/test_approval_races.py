@@ -13,8 +13,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from bot import approvals
-from bot.background import drain
+from bot.approvals import flows, service
 from tests.conftest import BOT_TOKEN, SIGNING_SECRET
 from tests.support.approvals import approval_messages, buttons, click_payload, dms, serve_receiver
 from tests.support.signing import block_action_body, slack_signed_headers
@@ -69,18 +68,18 @@ async def check_decided_once(bot, fake, receiver) -> None:
 async def test_ten_concurrent_approvals_and_retries_raise_the_limit_once(make_bot, fake_slack, receiver):
     bot = await make_bot(approvers={ALICE: BOB}, admins=(ADMIN,), default_monthly_usd=200,
                          limits_webhook_url=receiver.url, limits_webhook_secret=SECRET)
-    await approvals.submit_request(bot.services, ALICE, "50", "evals")
+    await flows.submit_request(bot.services, ALICE, "50", "evals")
     [message] = approval_messages(fake_slack, BOB)
     statuses = await asyncio.gather(*(post(bot.http, bot.url, body) for body in clicks(fake_slack, message)))
     assert statuses == [200] * 12
-    await drain(bot.services)
+    await bot.services.background.drain()
     await check_decided_once(bot, fake_slack, receiver)
 
 
 async def test_concurrent_requests_leave_one_pending(make_bot, fake_slack):
     bot = await make_bot(approvers={ALICE: BOB})
     other = await make_bot(approvers={ALICE: BOB})
-    results = await asyncio.gather(*(approvals.create_request(b.services, ALICE, "10", None)
+    results = await asyncio.gather(*(service.create_request(b.services, ALICE, "10", None)
                                      for b in (bot, other, bot, other, bot)))
     assert sorted(r.outcome for r in results) == ["created"] + ["pending_exists"] * 4
     assert await bot.sql("SELECT COUNT(*) FROM budget_requests WHERE status = 'pending'") == [(1,)]
@@ -143,7 +142,7 @@ async def test_two_server_processes_decide_once(make_bot, fake_slack, receiver, 
 
     bot = await make_bot(approvers={ALICE: BOB}, admins=(ADMIN,), default_approvers=(FIN,), timezone=TZ,
                          default_monthly_usd=200, limits_webhook_url=receiver.url, limits_webhook_secret=SECRET)
-    await approvals.submit_request(bot.services, ALICE, "50", "evals")
+    await flows.submit_request(bot.services, ALICE, "50", "evals")
     [message] = approval_messages(fake_slack, BOB)
     bodies = clicks(fake_slack, message)
     statuses = await asyncio.gather(*(post(bot.http, second_process if i % 2 else bot.url, body)
@@ -156,5 +155,5 @@ async def test_two_server_processes_decide_once(make_bot, fake_slack, receiver, 
         if receiver.accepted and len([m for m in dms(fake_slack, ALICE) if "was approved" in str(m["blocks"])]):
             break
         await asyncio.sleep(0.05)
-    await drain(bot.services)
+    await bot.services.background.drain()
     await check_decided_once(bot, fake_slack, receiver)

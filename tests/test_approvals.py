@@ -10,8 +10,8 @@ from decimal import Decimal
 
 import pytest
 
-from bot import approvals
-from bot.background import drain
+from bot.approvals import jobs, service
+from bot.approvers import Approvers
 from bot.clock import SettableClock
 from tests.conftest import API_TOKEN, BotUnderTest
 from tests.fakes.slack_api import FakeSlack
@@ -38,7 +38,7 @@ class Flow:
     fake: FakeSlack
 
     async def settle(self) -> None:
-        await drain(self.bot.services)
+        await self.bot.services.background.drain()
 
     async def limit(self, user: str = ALICE) -> dict:
         status, body = await self.bot.get(f"/api/v1/limits/{user}", headers={"Authorization": f"Bearer {API_TOKEN}"})
@@ -110,7 +110,7 @@ async def flow(make_bot, fake_slack) -> Flow:
                        (MANAGER, "Max Manager")):
         fake_slack.add_user(user, name=name)
     await bot.services.ingestor.ingest([usage(1, ALICE, "40", START - timedelta(days=1))], source="test")
-    await drain(bot.services)
+    await bot.services.background.drain()
     return Flow(bot, clock, fake_slack)
 
 
@@ -328,13 +328,13 @@ async def test_approver_resolution_order(make_bot, fake_slack):
 
     await set_approver(services, "U0ADMIN", "U0SET", "U0SETAPPROVER")
     await set_approver(services, "U0ADMIN", "U0CONF", "U0IGNORED")
-    assert await approvals.resolve_approvers(services, "U0CONF") == approvals.Approvers(("U0BOB",), "config")
-    assert await approvals.resolve_approvers(services, "U0SET") == approvals.Approvers(("U0SETAPPROVER",), "admin")
-    assert await approvals.resolve_approvers(services, "U0PROF") == approvals.Approvers(("U0PROFILE",), "profile")
+    assert await services.approvers.resolve("U0CONF") == Approvers(("U0BOB",), "config")
+    assert await services.approvers.resolve("U0SET") == Approvers(("U0SETAPPROVER",), "admin")
+    assert await services.approvers.resolve("U0PROF") == Approvers(("U0PROFILE",), "profile")
     # never the requester: a person who is their own "Manager" falls through to the defaults
-    assert await approvals.resolve_approvers(services, "U0SELF") == approvals.Approvers(("U0FIN", "U0CFO"),
+    assert await services.approvers.resolve("U0SELF") == Approvers(("U0FIN", "U0CFO"),
                                                                                        "default")
-    assert await approvals.resolve_approvers(services, "U0FIN") == approvals.Approvers(("U0CFO",), "default")
+    assert await services.approvers.resolve("U0FIN") == Approvers(("U0CFO",), "default")
     assert len(fake_slack.calls_to("team.profile.get")) == 1  # the field id is looked up once
 
     await Flow(bot, None, fake_slack).command("request 40", user="U0PROF")
@@ -347,12 +347,12 @@ async def test_reminder_and_expiry_fire_once_each(flow, make_bot):
     other = await make_bot(clock=flow.clock, approvers={ALICE: BOB}, default_approvers=(FIN,), admins=(ADMIN,))
 
     flow.clock.advance(hours=23)
-    await approvals.sweep(flow.bot.services)
+    await jobs.sweep(flow.bot.services)
     assert approval_messages(flow.fake, FIN) == []
 
     flow.clock.advance(hours=2)  # past remind_after_hours (24)
     for services in (flow.bot.services, other.services, flow.bot.services):  # two processes, run again
-        await approvals.sweep(services)
+        await jobs.sweep(services)
     reminders = [c for c in flow.fake.calls_to("chat.postMessage") if "Reminder" in c.args["text"]]
     assert len(reminders) == 1
     assert reminders[0].args["channel"] == "DU0BOB" and reminders[0].args["thread_ts"]
@@ -362,9 +362,9 @@ async def test_reminder_and_expiry_fire_once_each(flow, make_bot):
                                                                          [(["U0BOB", "U0FIN"],)])
 
     flow.clock.advance(hours=48)  # past expire_after_hours (72)
-    await __import__("asyncio").gather(approvals.sweep(flow.bot.services), approvals.sweep(other.services))
-    await approvals.sweep(flow.bot.services)
-    await drain(other.services)
+    await __import__("asyncio").gather(jobs.sweep(flow.bot.services), jobs.sweep(other.services))
+    await jobs.sweep(flow.bot.services)
+    await other.services.background.drain()
     assert [r[2] for r in await flow.requests()] == ["expired"]
     for approver in (BOB, FIN):
         message = flow.approval_message(approver)
@@ -382,14 +382,14 @@ async def test_repair_finishes_what_a_crashed_process_left(flow):
     await flow.ask("50")
     [(request_id, *_)] = await flow.requests()
     # decided in the database, then the process died before updating Slack
-    result = await approvals.decide(flow.bot.services, request_id, BOB, approve=True)
+    result = await service.decide(flow.bot.services, request_id, BOB, approve=True)
     assert result.outcome == "approved"
-    assert approvals.REPAIR_AFTER == timedelta(minutes=2)
-    assert await approvals.repair_messages(flow.bot.services) == []  # the decider's own job, for now
+    assert jobs.REPAIR_AFTER == timedelta(minutes=2)
+    assert await jobs.repair_messages(flow.bot.services) == []  # the decider's own job, for now
     flow.clock.advance(minutes=3)
-    assert await approvals.repair_messages(flow.bot.services) == [request_id]
+    assert await jobs.repair_messages(flow.bot.services) == [request_id]
     assert "Approved $50.00" in block_text(flow.approval_message())
-    assert await approvals.repair_messages(flow.bot.services) == []  # done once
+    assert await jobs.repair_messages(flow.bot.services) == []  # done once
     assert len([m for m in dms(flow.fake, ALICE) if "was approved" in block_text(m)]) == 1
 
 
@@ -413,7 +413,7 @@ async def test_admin_audit_command(flow):
 
 
 async def test_app_home_lists_requests_waiting_for_the_approver(flow):
-    from bot.home import publish_home
+    from bot.home_builder import publish_home
 
     await flow.ask("50")
     await publish_home(flow.bot.services, BOB)

@@ -153,7 +153,6 @@ def test_the_graph_sees_every_kind_of_import(tmp_path):
                            "handlers.h": {"bot.b"}}) == ["bot.b imports handlers.h", "storage.s imports bot.b"]
 
 
-@pytest.mark.xfail(reason="issue 8: the cycle is being broken", strict=True)
 def test_no_import_cycles():
     assert cycles(import_graph()) == []
 

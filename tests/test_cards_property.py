@@ -20,11 +20,11 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 from sqlalchemy import delete, select
 
-from bot.cards import build_card
+from bot.card_builder import build_card
 from bot.clock import SettableClock, month_first_day, month_last_day
-from bot.services import build_services
 from bot.views.card import card_text
 from bot.views.format import money
+from bot.wiring import build_services
 from storage.models import Identity, UsageDaily, UsageDailyModel, UsageEvent, UsageMonthly
 
 ZONES = ("America/New_York", "Europe/Berlin", "Asia/Kolkata", "Pacific/Auckland", "UTC")

@@ -190,7 +190,7 @@ def test_import_of_a_missing_file_is_one_line(tmp_path):
 def seed(url: str, events: list[dict]) -> None:
     """Store events the way the webhook does, in this process (faster than another subprocess)."""
     from bot.config import Settings
-    from bot.services import build_services
+    from bot.wiring import build_services
 
     if url.startswith("sqlite"):
         upgrade(url)

@@ -21,9 +21,10 @@ from hypothesis import strategies as st
 from sqlalchemy import delete, select
 
 from bot.clock import SettableClock
-from bot.digests import ANOMALY_FACTOR, ANOMALY_MIN_USD, MODELS_SHOWN, Subscription, build_digest
+from bot.digests.builder import ANOMALY_FACTOR, ANOMALY_MIN_USD, MODELS_SHOWN, build_digest
+from bot.digests.periods import Subscription
 from bot.identities import is_slack_user_id
-from bot.services import build_services
+from bot.wiring import build_services
 from storage.models import UsageDaily, UsageDailyModel, UsageEvent, UsageMonthly
 from tests.support.digests import TZ, ingest
 

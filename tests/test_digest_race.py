@@ -20,10 +20,10 @@ from pathlib import Path
 
 import pytest
 
-from bot import digests
 from bot.clock import SettableClock
 from bot.config import Settings
-from bot.services import build_services
+from bot.digests import delivery
+from bot.wiring import build_services
 from tests.conftest import BOT_TOKEN, IS_POSTGRES
 from tests.support.digests import TZ, ev, ingest, local, runs
 
@@ -71,7 +71,7 @@ async def test_two_processes_racing_post_each_digest_once(settings, fake_slack):
     dead = build_services(settings, clock=past, with_slack=False)
     try:
         for channel in CHANNELS[3:]:
-            assert await digests.claim(dead, channel, "day", DAY) is not None
+            assert await delivery.claim(dead, channel, "day", DAY) is not None
     finally:
         await dead.close()
 

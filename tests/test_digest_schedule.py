@@ -10,12 +10,14 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from bot import digests
 from bot.clock import SettableClock
 from bot.config import DigestConfig
-from bot.digests import Subscription, build_digest, covered_by_post, latest_complete, period_containing, sweep
-from bot.scheduler import _SCHEDULER_KEY, build_scheduler
-from bot.services import build_services
+from bot.digests import jobs as digest_jobs
+from bot.digests.builder import build_digest
+from bot.digests.jobs import sweep
+from bot.digests.periods import Subscription, covered_by_post, latest_complete, load_subscriptions, period_containing
+from bot.scheduler import build_scheduler
+from bot.wiring import build_services, scheduled_jobs
 from storage.models import DigestSubscription
 from tests.support.digests import CHANNEL, TZ, ev, ingest, local, runs
 
@@ -53,7 +55,7 @@ async def walk(services, clock: SettableClock, subs: list[Subscription], start: 
         moments.append((step, None))
         step += timedelta(minutes=30)
     for sub in subs:
-        trigger = digests.cron_spec(sub, services.settings).trigger
+        trigger = digest_jobs.cron_spec(sub, services.settings).trigger
         for moment in fire_times(trigger, start, end):
             moments += [(moment, sub), (moment, sub)]  # coalesced or not, a doubled fire changes nothing
     for moment, sub in sorted(moments, key=lambda m: (m[0], m[1] is None)):
@@ -61,7 +63,7 @@ async def walk(services, clock: SettableClock, subs: list[Subscription], start: 
         if sub is None:
             await sweep(services)
         else:
-            await digests.run_subscription(services, sub.channel, sub.period)
+            await digest_jobs.run_subscription(services, sub.channel, sub.period)
 
 
 async def test_spring_forward_neither_skips_nor_doubles(make_bot, fake_slack):
@@ -96,7 +98,7 @@ async def test_fall_back_does_not_double(make_bot, fake_slack):
     sub = Subscription.from_config(ambiguous)
     clock = SettableClock(TZ, local(2026, 10, 31, 0).astimezone(UTC))
     bot = await make_bot(clock=clock, digests=(ambiguous,))
-    trigger = digests.cron_spec(sub, bot.settings).trigger
+    trigger = digest_jobs.cron_spec(sub, bot.settings).trigger
     fires = fire_times(trigger, local(2026, 11, 1, 0), local(2026, 11, 1, 3))
     assert len(fires) == 2  # the doubled fire is real; the database key is what stops a second post
     await walk(bot.services, clock, [sub], local(2026, 10, 31, 0), local(2026, 11, 2, 12))
@@ -141,7 +143,7 @@ async def test_job_factory_and_sync_of_stored_subscriptions(make_bot):
     clock = SettableClock(TZ, local(2026, 11, 25, 7).astimezone(UTC))
     bot = await make_bot(clock=clock, digests=(DigestConfig(channel=CHANNEL, time=time(9, 0)), weekly))
     services = build_services(bot.settings, clock=clock)
-    scheduler = build_scheduler(services)
+    scheduler = build_scheduler(services, scheduled_jobs(services))
     jobs = {job.id: job for job in scheduler.get_jobs()}
     assert {"digests:sweep", "digests:startup-sweep", f"digest:{CHANNEL}:day", "digest:C0WEEK:week"} <= set(jobs)
     assert isinstance(jobs["digests:sweep"].trigger, IntervalTrigger)
@@ -155,7 +157,7 @@ async def test_job_factory_and_sync_of_stored_subscriptions(make_bot):
 
     # `/tokens admin digest` rows are picked up by the sweep, without a restart
     scheduler.start(paused=True)
-    setattr(services, _SCHEDULER_KEY, scheduler)
+    services.scheduler = scheduler
     try:
         async with services.db.write() as session:
             session.add(DigestSubscription(channel="C0ADMIN", local_time="10:45", period="day", top=5,
@@ -167,7 +169,7 @@ async def test_job_factory_and_sync_of_stored_subscriptions(make_bot):
         job = scheduler.get_job("digest:C0ADMIN:day")
         assert job is not None and job.name == "digest:C0ADMIN:day@10:45"
         assert scheduler.get_job(f"digest:{CHANNEL}:day").name == f"digest:{CHANNEL}:day@07:30"
-        subs = {(s.channel, s.period): s for s in await digests.load_subscriptions(services)}
+        subs = {(s.channel, s.period): s for s in await load_subscriptions(services)}
         assert subs[(CHANNEL, "day")].top == 3 and subs[(CHANNEL, "day")].source == "admin"
         # the stored 07:30 digest is due at 07:30 today, and the sweep posts it
         clock.set(local(2026, 11, 25, 7, 30).astimezone(UTC))

@@ -11,16 +11,19 @@ from decimal import Decimal
 import pytest
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot import digests
-from bot.background import background
 from bot.budgets import budget_status
 from bot.charts import OTHERS
 from bot.clock import SettableClock
 from bot.config import DigestConfig
-from bot.digests import Subscription, build_chart, build_digest, deliver, demo_digest_text, digest_command, sweep
+from bot.digests import delivery
+from bot.digests.builder import ANOMALY_MIN_USD, build_chart, build_digest, find_anomalies
+from bot.digests.cli import demo_digest_text, digest_command
+from bot.digests.delivery import MAX_ATTEMPTS, deliver
+from bot.digests.jobs import run_subscription, sweep
+from bot.digests.periods import Subscription
 from bot.people import remember_people
-from bot.services import build_services
 from bot.views.digest import digest_blocks, digest_text, fallback_text
+from bot.wiring import build_services
 from storage.models import Budget, BudgetRaise
 from tests.fakes.blockkit import validate_blocks
 from tests.support.digests import CHANNEL, TZ, ev, ingest, local, png_info, runs
@@ -75,7 +78,7 @@ async def seed_scenario(bot) -> None:
         session.add(Budget(user_key="U0BOB", monthly_usd=Decimal(50), set_by="U0ADMIN", set_at=services.clock.now()))
         session.add(BudgetRaise(user_key="U0BOB", month="2026-11", amount_usd=Decimal(25),
                                 created_at=services.clock.now()))
-    await background(services).drain()  # budget alerts DM people after ingest; let them finish first
+    await services.background.drain()  # budget alerts DM people after ingest; let them finish first
 
 
 async def test_digest_view_model_from_rollups(make_bot):
@@ -136,11 +139,11 @@ def test_anomaly_rule_median_floor_and_unlinked_ids():
         ("U0NEW", day, Decimal(5)),          # nothing before: $5 is enough
         ("key_ci", day, Decimal(50)),        # unlinked ids are watched too
     ]
-    found = digests.find_anomalies(candidates, history)
+    found = find_anomalies(candidates, history)
     assert [(a.user_key, a.median_usd, a.is_person) for a in found] == [
         ("key_ci", 0, False), ("U0NEW", 0, True)]
-    assert digests.find_anomalies([("U0OLD", day, Decimal(6))], history)[0].median_usd == 1
-    assert digests.ANOMALY_MIN_USD == 5
+    assert find_anomalies([("U0OLD", day, Decimal(6))], history)[0].median_usd == 1
+    assert ANOMALY_MIN_USD == 5
 
 
 async def test_bulk_budget_limits_equal_budget_status(make_bot):
@@ -181,7 +184,7 @@ async def test_daily_digest_posts_on_schedule_once_with_chart(make_bot, fake_sla
     # later sweeps, the cron job, and a restarted process post nothing more
     clock.advance(minutes=5)
     assert [o.status for o in await sweep(bot.services)] == ["already-posted"]
-    assert (await digests.run_subscription(bot.services, CHANNEL, "day")).status == "already-posted"
+    assert (await run_subscription(bot.services, CHANNEL, "day")).status == "already-posted"
     restarted = await make_bot(clock=clock, digests=(DAILY,))
     assert [o.status for o in await sweep(restarted.services)] == ["already-posted"]
     assert len(posts(fake_slack)) == 1
@@ -213,7 +216,7 @@ async def test_restart_between_claim_and_post(make_bot, fake_slack):
     bot, clock = await start(make_bot)
     await seed_scenario(bot)
     # a process claims the run and dies before posting
-    token, attempt = await digests.claim(bot.services, CHANNEL, "day", DAY)
+    token, attempt = await delivery.claim(bot.services, CHANNEL, "day", DAY)
     assert attempt == 1
     restarted = await make_bot(clock=clock, digests=(DAILY,))
     assert [o.status for o in await sweep(restarted.services)] == ["busy"]  # its lease still holds
@@ -225,7 +228,7 @@ async def test_restart_between_claim_and_post(make_bot, fake_slack):
     assert outcome.status == "posted"
     assert await bot.sql("SELECT status, attempts FROM digest_runs") == [("posted", 2)]
     # the dead holder's token can no longer change the run
-    assert not await digests._update_mine(bot.services, CHANNEL, "day", DAY, token, status="failed")
+    assert not await delivery.update_mine(bot.services, CHANNEL, "day", DAY, token, status="failed")
     await sweep(bot.services)
     assert len(posts(fake_slack)) == 1
 
@@ -277,13 +280,13 @@ async def test_slack_unreachable_is_a_transient_failure(make_bot):
 async def test_gives_up_after_max_attempts_and_tells_admins_once(make_bot, fake_slack):
     bot, clock = await start(make_bot)
     await seed_scenario(bot)
-    fake_slack.fail_next("chat.postMessage", error="fatal_error", times=digests.MAX_ATTEMPTS)
+    fake_slack.fail_next("chat.postMessage", error="fatal_error", times=MAX_ATTEMPTS)
     statuses = []
-    for _ in range(digests.MAX_ATTEMPTS + 2):
+    for _ in range(MAX_ATTEMPTS + 2):
         statuses += [o.status for o in await sweep(bot.services)]
         clock.advance(minutes=31)
-    assert statuses == ["retrying"] * (digests.MAX_ATTEMPTS - 1) + ["failed"] * 3
-    assert await bot.sql("SELECT status, attempts FROM digest_runs") == [("failed", digests.MAX_ATTEMPTS)]
+    assert statuses == ["retrying"] * (MAX_ATTEMPTS - 1) + ["failed"] * 3
+    assert await bot.sql("SELECT status, attempts FROM digest_runs") == [("failed", MAX_ATTEMPTS)]
     dms = posts(fake_slack, *ADMINS)
     assert sorted(c.args["channel"] for c in dms) == sorted(ADMINS)
     assert "fatal_error" in dms[0].args["text"]

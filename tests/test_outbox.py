@@ -13,10 +13,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from standardwebhooks import Webhook
 
-from bot import approvals, outbox
-from bot.background import drain
+from bot import outbox
+from bot.approvals import flows, service
 from bot.clock import SettableClock
 from bot.scheduler import build_scheduler
+from bot.wiring import scheduled_jobs
 from tests.support.approvals import TZ, Receiver, approval_messages, buttons, click, local, serve_receiver
 from tests.support.signing import standard_webhook_signature
 
@@ -39,9 +40,9 @@ async def start(make_bot, receiver: Receiver, clock: SettableClock | None = None
 
 
 async def approved(bot, amount: str = "50", scope: str = "month") -> int:
-    created = await approvals.create_request(bot.services, ALICE, amount, "evals", scope)
+    created = await service.create_request(bot.services, ALICE, amount, "evals", scope)
     assert created.outcome == "created"
-    assert (await approvals.decide(bot.services, created.request_id, BOB, approve=True)).outcome == "approved"
+    assert (await service.decide(bot.services, created.request_id, BOB, approve=True)).outcome == "approved"
     return created.request_id
 
 
@@ -58,10 +59,10 @@ async def outbox_rows(bot) -> list[tuple]:
 
 async def test_a_decision_delivers_one_signed_limit_changed_event(make_bot, fake_slack, receiver):
     bot, _ = await start(make_bot, receiver)
-    await approvals.submit_request(bot.services, ALICE, "50", "evals", "month")
+    await flows.submit_request(bot.services, ALICE, "50", "evals", "month")
     message = approval_messages(fake_slack, BOB)[-1]
     await click(bot, BOB, buttons(message["blocks"])["approve_request"], channel="DU0BOB", message=message)
-    await drain(bot.services)  # the decision kicked delivery at once
+    await bot.services.background.drain()  # the decision kicked delivery at once
 
     [(headers, body, status)] = receiver.received
     assert status == 204
@@ -79,8 +80,8 @@ async def test_a_decision_delivers_one_signed_limit_changed_event(make_bot, fake
     assert len(receiver.received) == 1
 
     # a deny changes no limit and sends nothing; the next approval is its own event
-    denied = await approvals.create_request(bot.services, ALICE, "10", None, "month")
-    await approvals.decide(bot.services, denied.request_id, BOB, approve=False, note="no")
+    denied = await service.create_request(bot.services, ALICE, "10", None, "month")
+    await service.decide(bot.services, denied.request_id, BOB, approve=False, note="no")
     second = await approved(bot, "30", "standing")
     await outbox.deliver_due(bot.services)
     assert [e["data"]["request_id"] for e in receiver.accepted] == [request_id, second]
@@ -168,12 +169,13 @@ async def test_a_lease_held_by_a_dead_process_expires(make_bot, receiver):
 
 async def test_jobs_are_scheduled_and_nothing_is_queued_without_a_url(make_bot, receiver):
     bot, _ = await start(make_bot, receiver)
-    jobs = {job.id for job in build_scheduler(bot.services).get_jobs()}
+    jobs = {job.id for job in build_scheduler(bot.services, scheduled_jobs(bot.services)).get_jobs()}
     assert {"outbox-deliver", "approvals-sweep"} <= jobs
     quiet = await make_bot(approvers={ALICE: BOB}, clock=SettableClock(TZ, datetime(2026, 11, 20, tzinfo=UTC)))
     await approved(quiet)
     assert await outbox_rows(quiet) == []
-    assert "outbox-deliver" not in {job.id for job in build_scheduler(quiet.services).get_jobs()}
+    quiet_jobs = build_scheduler(quiet.services, scheduled_jobs(quiet.services)).get_jobs()
+    assert "outbox-deliver" not in {job.id for job in quiet_jobs}
 
 
 async def test_an_admin_set_budget_is_pushed_like_an_approval(make_bot, fake_slack, receiver):
@@ -185,7 +187,7 @@ async def test_an_admin_set_budget_is_pushed_like_an_approval(make_bot, fake_sla
     assert status == 200
     [answer] = await fake_slack.wait_for("response_url")
     assert "monthly budget is now" in str(answer.args), answer.args
-    await drain(bot.services)
+    await bot.services.background.drain()
     [(headers, body, _status)] = receiver.received
     check_signature(headers, body)
     event = json.loads(body)

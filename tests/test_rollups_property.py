@@ -27,7 +27,8 @@ from sqlalchemy import select, text
 from bot.clock import SettableClock
 from bot.config import ModelPrice, Settings
 from bot.maintenance import ensure_rollup_timezone, reprice
-from bot.services import Services, build_services
+from bot.services import Services
+from bot.wiring import build_services
 from storage.db import Database
 from storage.models import UsageEvent
 from storage.types import money_from_db, quantize_money

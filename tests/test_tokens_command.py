@@ -15,8 +15,9 @@ import pytest
 import pytest_asyncio
 from sqlalchemy import select
 
+from bot.amounts import AmountError, parse_amount
 from bot.clock import SettableClock
-from bot.commands import EXTRA_COMMANDS, AmountError, Invocation, parse, parse_amount, parse_channel, parse_user
+from bot.commands import Invocation, parse, parse_channel, parse_user
 from bot.views.help import Notice
 from storage.models import ApproverAssignment, AuditRecord, Budget, DigestSubscription, Identity
 
@@ -398,8 +399,8 @@ async def test_extra_commands_are_dispatched(tbot, monkeypatch):
         seen.append(invocation)
         return Notice(f"zapped {invocation.text}")
 
-    monkeypatch.setitem(EXTRA_COMMANDS, "zap", zap)
-    monkeypatch.setitem(EXTRA_COMMANDS, "admin zap", zap)
+    monkeypatch.setitem(tbot.services.tokens_words, "zap", zap)
+    monkeypatch.setitem(tbot.services.tokens_words, "admin zap", zap)
     assert "zapped 50 eval run" in flat(await ask(tbot, "zap 50 eval run"))
     assert "zapped <@U0BEN>" in flat(await ask(tbot, "ADMIN zap <@U0BEN>"))
     assert [(i.user_id, i.text) for i in seen] == [("U0ADA", "50 eval run"), ("U0ADA", "<@U0BEN>")]

@@ -7,10 +7,9 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 
+from bot.views.approvals import REQUEST_ACTION
 from bot.views.blocks import Block, actions, bar, button, context, mention, section
 from bot.views.format import money, percent
-
-REQUEST_ACTION = "request_budget"
 
 
 @dataclass(frozen=True)

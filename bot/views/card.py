@@ -12,6 +12,7 @@ from datetime import date, datetime
 from decimal import Decimal
 
 from bot.budgets import BudgetStatus
+from bot.views.approvals import REQUEST_ACTION
 from bot.views.blocks import (
     Block,
     actions,
@@ -27,8 +28,6 @@ from bot.views.blocks import (
 )
 from bot.views.format import money, percent, tokens
 from storage.queries import Totals
-
-REQUEST_BUDGET_ACTION = "request_budget"  # the approvals feature handles this action id
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -195,7 +194,7 @@ def card_blocks(view: CardView, *, title: str = "Your AI spend", with_button: bo
         blocks.append(section(f":hourglass_flowing_sand: *Pending request*  {_pending_line(view.pending, slack=True)}"))
     elif with_button:
         blocks.append(actions(
-            button("Request more budget", REQUEST_BUDGET_ACTION, value=view.user_id, style="primary"),
+            button("Request more budget", REQUEST_ACTION, value=view.user_id, style="primary"),
             block_id="card_actions",
         ))
     notes = []
@@ -251,7 +250,7 @@ def budget_blocks(view: BudgetView) -> list[Block]:
         blocks.append(context("Approver: " + ", ".join(mention(a) for a in view.approvers)))
     if view.is_self and view.pending is None:
         blocks.append(actions(
-            button("Request more budget", REQUEST_BUDGET_ACTION, value=view.user_id, style="primary"),
+            button("Request more budget", REQUEST_ACTION, value=view.user_id, style="primary"),
             block_id="budget_actions",
         ))
     return blocks

@@ -1,4 +1,8 @@
-"""Numbers for people: 1.73M tokens, $11.51, 42%."""
+"""Numbers for people (1.73M tokens, $11.51, 42%) and money and scopes as JSON carries them.
+
+`money` is for people to read; `json_money` is for programs (the limits API, `limit.changed`):
+a decimal string, never a float, with no currency sign and no rounding to cents.
+"""
 
 from __future__ import annotations
 
@@ -31,3 +35,13 @@ def tokens(count: int) -> str:
 
 def percent(share: Decimal) -> str:
     return f"{(share * 100).quantize(Decimal(1), rounding=ROUND_HALF_UP)}%"
+
+
+def json_money(value: Decimal) -> str:
+    """A USD amount for JSON: a string, so no client reads it as a binary float ("187.42", "250")."""
+    return f"{value.quantize(value.__class__('0.000001')).normalize():f}"
+
+
+def json_scope(scope: str) -> str:
+    """A request's scope as the limits API and `limit.changed` name it."""
+    return "this_month" if scope == "month" else "from_now_on"

@@ -2,44 +2,26 @@
 
 Bolt acknowledges events before the listener runs. Retries of the same delivery
 (X-Slack-Retry-Num) carry the same event_id and are dropped by `on_home_opened`'s
-database claim, whichever process they reach. Listener tasks are held in `RUNNING`
-until they finish (asyncio keeps only weak references; SLACK_NOTES.md), and
-`wait_idle` lets tests and shutdown wait for them.
+database claim, whichever process they reach. Listener tasks are held by
+`services.background` until they finish (asyncio keeps only weak references;
+SLACK_NOTES.md), so tests and shutdown wait for them with everything else.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 from slack_bolt.async_app import AsyncApp
 
-from bot.home import on_home_opened
+from bot.home_builder import on_home_opened
 from bot.services import Services
 
 log = logging.getLogger(__name__)
 
-RUNNING: set[asyncio.Task] = set()
-
-
-def _hold_current_task() -> None:
-    task = asyncio.current_task()
-    if task is not None and task not in RUNNING:
-        RUNNING.add(task)
-        task.add_done_callback(RUNNING.discard)
-
-
-async def wait_idle() -> None:
-    """Wait until every event listener started so far has finished."""
-    current = asyncio.current_task()
-    while pending := [t for t in RUNNING if t is not current and not t.done()]:
-        await asyncio.gather(*pending, return_exceptions=True)
-
-
 def register(app: AsyncApp, services: Services) -> None:
     @app.event("app_home_opened")
     async def home_opened(event, body):
-        _hold_current_task()
+        services.background.hold_current_task()
         if event.get("tab", "home") != "home":
             return  # the Messages tab: nothing to publish
         user_id = event.get("user")

@@ -14,10 +14,11 @@ import sys
 from datetime import date, datetime, time
 from zoneinfo import ZoneInfo
 
-from bot import digests
 from bot.clock import SettableClock
 from bot.config import DigestConfig, Settings
-from bot.services import build_services
+from bot.digests import delivery
+from bot.digests.jobs import sweep
+from bot.wiring import build_services
 
 
 async def main(args: dict) -> None:
@@ -30,7 +31,7 @@ async def main(args: dict) -> None:
     services = build_services(settings, clock=clock)
     try:
         if args["mode"] == "claim-and-hang":
-            claimed = await digests.claim(services, args["channels"][0], "day", date.fromisoformat(args["day"]))
+            claimed = await delivery.claim(services, args["channels"][0], "day", date.fromisoformat(args["day"]))
             print(json.dumps({"claimed": claimed is not None}), flush=True)
             await asyncio.sleep(120)  # killed here, between claim and post
             return
@@ -39,7 +40,7 @@ async def main(args: dict) -> None:
         statuses = []
         for moment in args["times"]:
             clock.set(datetime.fromisoformat(moment))
-            statuses += [(o.channel, o.status) for o in await digests.sweep(services)]
+            statuses += [(o.channel, o.status) for o in await sweep(services)]
         print(json.dumps(statuses), flush=True)
     finally:
         await services.close()

@@ -1,7 +1,8 @@
 """Budget alerts (SPEC 6): threshold DMs and the monthly forecast alert, checked as usage arrives.
 
-After every stored batch the ingestor calls `AlertChecker.after_ingest`, which starts the
-check as a background task (held in `bot.background`) so the webhook's answer never waits
+After every stored batch the ingestor calls `AlertChecker.after_ingest` (installed by the
+composition root, bot/wiring.py), which starts the check as a background task (held by
+`Services.background`) so the webhook's answer never waits
 for it. The check is batch-efficient: one query per table for all people the batch
 touched (spend, standing budgets, raises, alerts already sent, trailing 7-day spend,
 pending requests), then one INSERT for all claims.
@@ -31,23 +32,18 @@ from datetime import timedelta
 from decimal import Decimal
 
 from slack_sdk.errors import SlackApiError
-from sqlalchemy import func, select
 
-from bot.approvals import month_label, resolve_approvers
-from bot.background import background
 from bot.budgets import BudgetStatus, budget_statuses, forecast
-from bot.clock import month_key
+from bot.clock import month_key, month_label
 from bot.identities import is_slack_user_id
 from bot.people import display_names
 from bot.services import Services
 from bot.usage import IngestResult
 from bot.views import alerts as views
-from storage.models import AlertSent, BudgetRequest, UsageDaily
-from storage.usage import dialect_insert
+from storage import alerts_repo, approvals_repo, queries
 
 log = logging.getLogger(__name__)
 
-CHUNK = 500
 FORECAST_EVERY = 3600.0  # seconds between pace checks of one person (per process)
 INFINITY = Decimal("Infinity")
 QUIET_SECONDS = 60.0  # how long a check's spend and limit stand in for a new one (per process)
@@ -110,7 +106,7 @@ class AlertChecker:
         self._dirty |= users
         if not self._running:
             self._running = True
-            background(self.services).spawn(self._rounds(), name="budget-alerts")
+            self.services.background.spawn(self._rounds(), name="budget-alerts")
 
     async def _rounds(self) -> None:
         try:
@@ -127,17 +123,6 @@ class AlertChecker:
                     self._quiet[user] = (status.period, status.spent_usd, min(bars, default=INFINITY), now)
         finally:
             self._running = False
-
-
-def install(services: Services) -> AlertChecker:
-    checker = AlertChecker(services)
-    services.ingestor.after_ingest.append(checker.after_ingest)
-    return checker
-
-
-def _chunks(items: list[str]) -> Iterable[list[str]]:
-    for start in range(0, len(items), CHUNK):
-        yield items[start : start + CHUNK]
 
 
 async def check_users(
@@ -163,17 +148,10 @@ async def check_users(
             statuses_out.update(statuses)
         # only people near a threshold, or due a forecast check, need the rest
         people = [u for u in people if statuses[u].used_share >= lowest or forecast_for is None or u in forecast_for]
-        for chunk in _chunks(people):
-            trailing.update((await session.execute(
-                select(UsageDaily.user_key, func.sum(UsageDaily.cost_usd))
-                .where(UsageDaily.user_key.in_(chunk), UsageDaily.day > today - timedelta(days=7),
-                       UsageDaily.day <= today)
-                .group_by(UsageDaily.user_key))).all())
-            pending.update((await session.execute(
-                select(BudgetRequest.requester, BudgetRequest.id)
-                .where(BudgetRequest.status == "pending", BudgetRequest.requester.in_(chunk)))).all())
-            sent.update((r.user_key, r.kind, r.threshold) for r in await session.scalars(
-                select(AlertSent).where(AlertSent.month == month, AlertSent.user_key.in_(chunk))))
+        if people:
+            trailing = await queries.costs_by_user(session, today - timedelta(days=6), today, people)
+            pending = await approvals_repo.pending_ids_of(session, people)
+            sent = await alerts_repo.sent_in_month(session, month, people)
 
     claims: list[dict] = []
     forecasts = {}
@@ -196,9 +174,7 @@ async def check_users(
         return []
 
     async with services.db.write() as session:
-        stmt = dialect_insert(session, AlertSent.__table__).on_conflict_do_nothing()
-        won = {(r[0], r[1], r[2]) for r in await session.execute(
-            stmt.returning(AlertSent.user_key, AlertSent.kind, AlertSent.threshold), claims)}
+        won = await alerts_repo.claim(session, claims)
 
     names = await display_names(services, people)
     first_full = next((t for t in settings.alert_thresholds if t >= 1), None)
@@ -215,7 +191,7 @@ async def check_users(
             if await _dm(services, user, views.alert_fallback(view), views.alert_blocks(view)):
                 out.append(SentAlert(user, "threshold", max(crossed), user))
             if first_full is not None and first_full in crossed:
-                for approver in (await resolve_approvers(services, user)).users:
+                for approver in (await services.approvers.resolve(user)).users:
                     if await _dm(services, approver, views.approver_alert_fallback(view),
                                  views.approver_alert_blocks(view)):
                         out.append(SentAlert(user, "approver", first_full, approver))

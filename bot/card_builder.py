@@ -1,4 +1,5 @@
-"""What `/tokens` shows: the personal card, the leaderboard and the budget answer, as view models.
+"""Builds what `/tokens` shows: the personal card, the leaderboard and the budget answer, as the
+view models of bot/views/card.py and bot/views/leaderboard.py.
 
 Everything here reads the rollups (usage_daily, usage_daily_model, usage_monthly), never the
 raw events, so an answer costs a handful of indexed reads whatever the size of the ledger.
@@ -22,21 +23,19 @@ import logging
 from datetime import date, timedelta
 from decimal import Decimal
 
-from bot.approvals import resolve_approvers
-from bot.budgets import BudgetStatus, budget_status, forecast, trailing_spend
+from bot.budgets import TREND_DAYS, BudgetStatus, budget_status, forecast, trailing_spend
 from bot.clock import month_first_day, month_key, month_last_day
 from bot.identities import is_slack_user_id
-from bot.limits import pending_request
 from bot.people import fetch_person
 from bot.services import Services
-from bot.views.card import BudgetFigures, BudgetView, CardView, ModelLine, PendingView, PeriodFigures
-from bot.views.leaderboard import LeaderboardView, LeaderRow
+from bot.views.card import BudgetFigures, BudgetView, CardView, ModelLine, PendingView, PeriodFigures, card_text
+from bot.views.leaderboard import LeaderboardView, LeaderRow, leaderboard_text
 from storage import queries
+from storage.approvals_repo import pending_request
 from storage.models import BudgetRequest, Person
 
 log = logging.getLogger(__name__)
 
-TREND_DAYS = 14
 TOP_MODELS = 3
 LEADERBOARD_TOP = 10
 PERIODS = ("today", "week", "month")
@@ -118,7 +117,7 @@ async def build_budget(services: Services, user_id: str, *, viewer: str) -> Budg
         week = await trailing_spend(session, user_id, today)
         pending = await pending_request(session, user_id)
         person = await session.get(Person, user_id)
-    approvers = (await resolve_approvers(services, user_id)).users
+    approvers = (await services.approvers.resolve(user_id)).users
     return BudgetView(
         user_id=user_id,
         name=person.display_name if person is not None else None,
@@ -204,9 +203,6 @@ async def link_caller_email(services: Services, user_id: str) -> list[str]:
 
 async def render_demo_cards(services: Services) -> str:
     """The demo's `/tokens me` card of the heaviest spender and the month leaderboard, as text."""
-    from bot.views.card import card_text
-    from bot.views.leaderboard import leaderboard_text
-
     month = month_key(services.clock.today())
     async with services.db.session() as session:
         ranked = await queries.leaderboard_month(session, month, limit=20)

@@ -1,8 +1,8 @@
-"""The App Home: the caller's card, then sections other features register.
+"""The App Home: builds the `HomeView` (bot/views/home.py): the caller's card, then the sections.
 
-`HOME_SECTIONS` holds async functions `(services, user_id) -> list of blocks` (an empty
-list when they have nothing to show); approvals appends "Requests waiting for you" at
-import. A failing section is logged and left out: the card still shows.
+The sections are `Services.home_sections`, listed by the composition root (bot/wiring.py):
+async functions `(services, user_id) -> list of blocks` (an empty list when they have
+nothing to show). A failing section is logged and left out: the card still shows.
 
 Kept current: every `app_home_opened` rebuilds the Home; the published view carries a
 fingerprint of its content in `private_metadata`, and Slack sends that view back with
@@ -21,21 +21,17 @@ import hashlib
 import json
 import logging
 import zlib
-from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
-from bot import cards
+from bot import card_builder
 from bot.services import Services
 from bot.views.card import CardView
 from bot.views.home import HomeView, home_view
 from storage import queries
 
 log = logging.getLogger(__name__)
-
-HomeSection = Callable[[Services, str], Awaitable[list[dict[str, Any]]]]
-HOME_SECTIONS: list[HomeSection] = []
 
 SEEN_KEEP = timedelta(days=2)  # Slack retries within minutes; old claims are purged now and then
 
@@ -48,9 +44,9 @@ def fingerprint(card: CardView, sections: tuple[tuple[dict[str, Any], ...], ...]
 
 
 async def build_home(services: Services, user_id: str) -> HomeView:
-    card = await cards.build_card(services, user_id)
+    card = await card_builder.build_card(services, user_id)
     sections: list[tuple[dict[str, Any], ...]] = []
-    for section in HOME_SECTIONS:
+    for section in services.home_sections:
         try:
             sections.append(tuple(await section(services, user_id) or ()))
         except Exception:
@@ -85,10 +81,18 @@ async def on_home_opened(services: Services, user_id: str, event_id: str | None,
     if event_id and not await first_delivery(services, event_id):
         return False
     try:
-        await cards.link_caller_email(services, user_id)
+        await card_builder.link_caller_email(services, user_id)
         return await publish_home(services, user_id, shown=shown or None)
     except Exception:
         if event_id:  # let Slack's retry try again
             async with services.db.write() as session:
                 await queries.release_slack_event(session, event_id)
         raise
+
+
+async def refresh_home(services: Services, user_id: str) -> None:
+    """Publish someone's Home after something it shows changed (a decision taken from it)."""
+    try:
+        await publish_home(services, user_id)
+    except Exception:
+        log.exception("App Home refresh for %s failed", user_id)

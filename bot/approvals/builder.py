@@ -1,0 +1,103 @@
+"""Budget requests as people see them: rows -> `RequestView` and `AuditLine` (bot/views)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import timedelta
+from decimal import Decimal
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.budgets import TREND_DAYS, BudgetStatus, budget_status, forecast
+from bot.clock import month_label
+from bot.people import display_names
+from bot.services import Services
+from bot.views import approvals as views
+from bot.views.audit import AuditLine
+from storage import approvals_repo, queries
+from storage.models import BudgetRequest
+
+ZERO = Decimal(0)
+
+
+async def build_view(services: Services, session: AsyncSession, request: BudgetRequest,
+                     names: dict[str, str] | None = None, *, escalated_from: Iterable[str] = (),
+                     status: BudgetStatus | None = None,
+                     limits: tuple[Decimal, Decimal] | None = None) -> views.RequestView:
+    """`status` (the requester's budget today) and `limits` (before, after a decision) are passed
+    by a caller that already has them; otherwise they are read here."""
+    clock = services.clock
+    today = clock.today()
+    if status is None:
+        status = await budget_status(session, services.settings, clock, request.requester, day=today)
+    days = dict(await queries.person_days(session, request.requester, today - timedelta(days=TREND_DAYS - 1), today))
+    trend = tuple(days[day].cost_usd if day in days else ZERO
+                  for day in (today - timedelta(days=back) for back in range(TREND_DAYS - 1, -1, -1)))
+    if request.status == "pending":
+        limit_before, limit_after = status.limit_usd, status.limit_usd + request.amount_usd
+    elif limits is not None:
+        limit_before, limit_after = limits
+    else:
+        details = await approvals_repo.decision_details(session, request.id)
+        limit_before = Decimal(details.get("limit_before_usd", status.limit_usd))
+        limit_after = Decimal(details.get("limit_after_usd", limit_before))
+    last7 = sum(trend[-7:], ZERO)
+    tz = clock.tz
+    return views.RequestView(
+        id=request.id,
+        requester=request.requester,
+        amount_usd=request.amount_usd,
+        scope=request.scope,
+        month_label=month_label(request.month),
+        status=request.status,
+        reason=request.reason,
+        approvers=tuple(request.approvers or ()),
+        created_at=request.created_at.astimezone(tz),
+        expires_at=request.expires_at.astimezone(tz),
+        spent_usd=status.spent_usd,
+        limit_usd=limit_before,
+        limit_after_usd=limit_after,
+        projected_usd=forecast(status, last7, today).projected_month_end,
+        trend=trend,
+        last7_usd=last7,
+        prev7_usd=sum(trend[:7], ZERO),
+        granted_usd=request.granted_usd,
+        decided_by=request.decided_by,
+        decided_at=request.decided_at.astimezone(tz) if request.decided_at else None,
+        note=request.decision_note,
+        automatic=request.automatic,
+        escalated_from=tuple(escalated_from),
+        names=names or {},
+    )
+
+
+def people_of(request: BudgetRequest) -> list[str]:
+    return [request.requester, *(request.approvers or ()), *([request.decided_by] if request.decided_by else [])]
+
+
+async def request_view(services: Services, request_id: int, **kwargs) -> views.RequestView | None:
+    async with services.db.session() as session:
+        request = await approvals_repo.get_request(session, request_id)
+        if request is None:
+            return None
+        names = await display_names(services, people_of(request))
+        return await build_view(services, session, request, names, **kwargs)
+
+
+async def pending_for(services: Services, approver: str) -> list[views.RequestView]:
+    """Pending requests this person is an approver of (App Home), oldest first."""
+    async with services.db.session() as session:
+        rows = [r for r in await approvals_repo.pending_requests(session) if approver in (r.approvers or [])]
+        if not rows:
+            return []
+        names = await display_names(services, [p for r in rows for p in (r.requester, *r.approvers)])
+        return [await build_view(services, session, r, names) for r in rows]
+
+
+async def audit_history(services: Services, user: str | None = None, limit: int = 40) -> list[AuditLine]:
+    """Requests and decisions, newest first; for one person with `user`."""
+    async with services.db.session() as session:
+        rows = await approvals_repo.audit_records(session, user, limit)
+    tz = services.clock.tz
+    return [AuditLine(at=r.at.astimezone(tz), actor=r.actor, action=r.action, subject=r.subject_user,
+                      request_id=r.request_id, details=dict(r.details or {})) for r in rows]

@@ -1,0 +1,217 @@
+"""A digest's view model (bot/views/digest.py) and its 30-day chart, from the rollups only."""
+
+from __future__ import annotations
+
+import logging
+import statistics
+from dataclasses import replace
+from datetime import date, timedelta
+from decimal import Decimal
+
+from bot.budgets import budget_statuses
+from bot.charts import OTHERS, ChartSeries, DailyChart
+from bot.clock import month_key, month_last_day
+from bot.digests.periods import Subscription
+from bot.identities import is_slack_user_id
+from bot.people import display_names, fetch_person
+from bot.services import Services
+from bot.views.digest import AnomalyRow, BudgetRow, DigestView, LeaderRow, ModelRow, UnlinkedRow, UnpricedRow
+from storage import queries
+
+log = logging.getLogger(__name__)
+
+ZERO = Decimal(0)
+ANOMALY_FACTOR = Decimal(3)  # a day above 3x the person's trailing median...
+ANOMALY_MIN_USD = Decimal(5)  # ...and at least $5, so pennies never alarm anyone
+ANOMALY_HISTORY_DAYS = 14  # calendar days before the day; days without usage count as $0
+BUDGET_WATCH_SHARE = Decimal("0.8")
+MODELS_SHOWN = 5
+CHART_DAYS = 30
+CHART_SERIES = 5  # people or models stacked by name; the rest is "others"
+NAME_LIMIT = 15  # per-person rows we look names up for, beyond the leaderboard
+
+async def build_digest(services: Services, sub: Subscription, first: date, last: date) -> DigestView:
+    settings = services.settings
+    privacy = sub.privacy(settings)
+    span = (last - first).days + 1
+    prev_first, prev_last = first - timedelta(days=span), first - timedelta(days=1)
+    if sub.period == "week":
+        baseline_days, baseline_label = 28, "4-week average"
+    else:
+        baseline_days, baseline_label = 7, "7-day average"
+    month = month_key(last)
+    month_last = month_last_day(last)
+
+    async with services.db.session() as session:
+        ranked = await queries.leaderboard_days(session, first, last)  # everyone, by cost, tokens, key
+        # one pass over the daily rollup serves the previous period, the baseline and the month-end pace
+        series = dict(await queries.daily_series(session, first - timedelta(days=baseline_days), last))
+        top_rows = ranked[: sub.top] if privacy != "off" else []
+        before = (
+            await queries.costs_by_user(session, prev_first, prev_last, [r.key for r in top_rows]) if top_rows else {}
+        )
+        models = await queries.models_days(session, first, last, limit=MODELS_SHOWN)
+        unpriced = await queries.unpriced_models(session, first, last)
+        month_spend = await queries.month_costs_through(session, month, last, month_last)
+        limits = {
+            key: status.limit_usd
+            for key, status in (await budget_statuses(
+                session, settings, [k for k in month_spend if is_slack_user_id(k)], last
+            )).items()
+        }  # unlinked ids have no budget
+        candidates = await queries.daily_costs(session, first, last, min_cost=ANOMALY_MIN_USD)
+        history = (
+            await queries.daily_costs(
+                session, first - timedelta(days=ANOMALY_HISTORY_DAYS), last - timedelta(days=1),
+                user_keys={key for key, _, _ in candidates},
+            )
+            if candidates else []
+        )
+
+    # budgets: the people (Slack ids) who spent this month, their limits and who is past 80%
+    over = sorted(
+        (
+            BudgetRow(key, None, month_spend[key], limit)
+            for key, limit in limits.items()
+            if month_spend[key] >= limit * BUDGET_WATCH_SHARE
+        ),
+        key=lambda r: (-r.share, -r.spent_usd, r.user_key),
+    )
+    anomalies = find_anomalies(candidates, history)
+    if sub.period == "week":  # the worst day per person
+        worst: dict[str, AnomalyRow] = {}
+        for row in anomalies:
+            worst.setdefault(row.user_key, row)
+        anomalies = list(worst.values())
+
+    names: dict[str, str | None] = {}
+    if privacy == "names":
+        wanted = [r.key for r in top_rows] + [r.user_key for r in over[:NAME_LIMIT]]
+        wanted += [a.user_key for a in anomalies[:NAME_LIMIT]]
+        names = await resolve_names(services, wanted)
+
+    def cost_between(start: date, end: date) -> Decimal:
+        return sum((t.cost_usd for d, t in series.items() if start <= d <= end), ZERO)
+
+    month_to_date = sum(month_spend.values(), ZERO)
+    days_left = (month_last - last).days
+    projected = month_to_date + cost_between(last - timedelta(days=6), last) / 7 * days_left
+    hide = privacy != "names"
+    return DigestView(
+        channel=sub.channel,
+        period=sub.period,
+        first=first,
+        last=last,
+        timezone=settings.timezone.key,
+        as_of=services.clock.local_now(),
+        privacy=privacy,
+        top=sub.top,
+        cost_usd=sum((r.totals.cost_usd for r in ranked), ZERO),
+        tokens=sum(r.totals.tokens for r in ranked),
+        events=sum(r.totals.events for r in ranked),
+        people=len(ranked),
+        previous_cost_usd=cost_between(prev_first, prev_last),
+        baseline_cost_usd=cost_between(first - timedelta(days=baseline_days), prev_last) * span / baseline_days,
+        baseline_label=baseline_label,
+        leaderboard=tuple(
+            LeaderRow(
+                rank=rank,
+                user_key=None if hide else r.key,
+                name=None if hide else names.get(r.key),
+                is_person=is_slack_user_id(r.key),
+                cost_usd=r.totals.cost_usd,
+                tokens=r.totals.tokens,
+                previous_cost_usd=before.get(r.key, ZERO),
+            )
+            for rank, r in enumerate(top_rows, start=1)
+        ),
+        models=tuple(ModelRow(m, t.cost_usd, t.tokens, t.events) for m, t in models),
+        month=month,
+        month_to_date_usd=month_to_date,
+        projected_usd=projected,
+        budgets_usd=sum(limits.values(), ZERO),
+        budget_people=len(limits),
+        over_budget=tuple(replace(r, name=names.get(r.user_key)) for r in over),
+        anomalies=tuple(replace(a, name=names.get(a.user_key)) for a in anomalies),
+        unlinked=tuple(
+            UnlinkedRow(r.key, r.totals.cost_usd, r.totals.tokens) for r in ranked if not is_slack_user_id(r.key)
+        ),
+        unpriced=tuple(UnpricedRow(m, events, count) for m, events, count in unpriced),
+    )
+
+
+def find_anomalies(
+    candidates: list[tuple[str, date, Decimal]], history: list[tuple[str, date, Decimal]]
+) -> list[AnomalyRow]:
+    """Days at or above ANOMALY_MIN_USD and above ANOMALY_FACTOR x the person's median of the
+    ANOMALY_HISTORY_DAYS calendar days before (days without usage count as $0), largest first."""
+    by_person: dict[str, dict[date, Decimal]] = {}
+    for key, day, cost in history:
+        by_person.setdefault(key, {})[day] = cost
+    for key, day, cost in candidates:  # a week's earlier days are history for its later days
+        by_person.setdefault(key, {})[day] = cost
+    found = []
+    for key, day, cost in candidates:
+        if cost < ANOMALY_MIN_USD:
+            continue
+        days = by_person.get(key, {})
+        window = [days.get(day - timedelta(days=back), ZERO) for back in range(1, ANOMALY_HISTORY_DAYS + 1)]
+        median = statistics.median(window)
+        if cost > ANOMALY_FACTOR * median:
+            found.append(AnomalyRow(key, None, day, cost, median, is_slack_user_id(key)))
+    found.sort(key=lambda a: (-a.cost_usd, a.user_key, a.day))
+    return found
+
+
+async def resolve_names(services: Services, keys: list[str]) -> dict[str, str | None]:
+    """Display names for Slack ids: the people cache, then users.info (cached) for unknown ones."""
+    people = sorted({k for k in keys if is_slack_user_id(k)})
+    if not people:
+        return {}
+    known = await display_names(services, people)
+    names: dict[str, str | None] = {k: (v if v and v != k else None) for k, v in known.items()}
+    if services.slack is not None:
+        for key in [k for k, v in names.items() if v is None]:
+            try:
+                person = await fetch_person(services, key)
+            except Exception:  # a name is nice to have; the digest goes out without it
+                log.debug("users.info failed for %s", key, exc_info=True)
+                continue
+            if person is not None and person.display_name:
+                names[key] = person.display_name
+    return names
+
+
+async def build_chart(services: Services, sub: Subscription, last: date) -> DailyChart:
+    """Daily cost for the CHART_DAYS days ending `last`, stacked by the top people (privacy
+    "names") or else by the top models, so a chart never shows what the text hides."""
+    first = last - timedelta(days=CHART_DAYS - 1)
+    days = tuple(first + timedelta(days=i) for i in range(CHART_DAYS))
+    index = {d: i for i, d in enumerate(days)}
+    totals = [ZERO] * CHART_DAYS
+    named: dict[str, list[Decimal]] = {}
+    async with services.db.session() as session:
+        if sub.privacy(services.settings) == "names":
+            by = "person"
+            top = await queries.leaderboard_days(session, first, last, limit=CHART_SERIES)
+            for day, t in await queries.daily_series(session, first, last):
+                totals[index[day]] = t.cost_usd
+            order = [r.key for r in top]
+            named = {k: [ZERO] * CHART_DAYS for k in order}
+            for key, day, cost in await queries.daily_costs(session, first, last, user_keys=order):
+                named[key][index[day]] = cost
+        else:
+            by = "model"
+            per_model: dict[str, list[Decimal]] = {}
+            for day, model, cost in await queries.daily_costs_by_model(session, first, last):
+                per_model.setdefault(model, [ZERO] * CHART_DAYS)[index[day]] += cost
+                totals[index[day]] += cost
+            order = sorted(per_model, key=lambda m: (-sum(per_model[m], ZERO), m))[:CHART_SERIES]
+            named = {m: per_model[m] for m in order}
+    labels = await resolve_names(services, order) if by == "person" else {}
+    series = [ChartSeries(labels.get(k) or k, tuple(named[k])) for k in order]
+    rest = tuple(t - sum((named[k][i] for k in order), ZERO) for i, t in enumerate(totals))
+    if any(v > 0 for v in rest):
+        series.append(ChartSeries(OTHERS, rest))
+    title = f"Daily AI cost by {by}, {days[0]:%-d %b} – {days[-1]:%-d %b %Y}"
+    return DailyChart(title, days, tuple(series))

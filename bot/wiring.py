@@ -1,0 +1,61 @@
+"""The composition root's lists: what exists in this process, in one place.
+
+Nothing registers itself at import. A feature offers plain functions; this module
+lists them and `build_services` puts them on the process's `Services`:
+- `tokens_words`: the `/tokens` words beyond the built-in ones (bot/commands.py);
+- `home_sections`: what the App Home shows under the card (bot/home_builder.py);
+- `install_ingest_hooks`: what runs after each stored batch of usage (budget alerts);
+- `scheduled_jobs`: the jobs `tokenbot serve` runs (`start_background`).
+bot/app.py wires these rules to the doors (handlers/).
+"""
+
+from __future__ import annotations
+
+from bot.approvals import commands as approval_commands
+from bot.approvals.home import pending_section
+from bot.approvals.jobs import approval_jobs
+from bot.budget_alerts import AlertChecker
+from bot.clock import Clock
+from bot.commands import Word
+from bot.config import Settings
+from bot.digests.jobs import digest_jobs
+from bot.outbox import outbox_jobs
+from bot.scheduler import JobSpec, start_scheduler, stop_scheduler
+from bot.services import Services, create_services
+
+
+def tokens_words() -> dict[str, Word]:
+    return {
+        "request": approval_commands.request_command,
+        "admin audit": approval_commands.audit_command,
+    }
+
+
+def home_sections() -> list:
+    return [pending_section]
+
+
+def install_ingest_hooks(services: Services) -> None:
+    services.ingestor.after_ingest.append(AlertChecker(services).after_ingest)
+
+
+def scheduled_jobs(services: Services) -> list[JobSpec]:
+    return [*digest_jobs(services), *approval_jobs(services), *outbox_jobs(services)]
+
+
+def build_services(settings: Settings, *, clock: Clock | None = None, with_slack: bool = True) -> Services:
+    """A working process's Services: the objects, the `/tokens` words, the Home sections, the ingest hooks."""
+    services = create_services(settings, clock=clock, with_slack=with_slack)
+    services.tokens_words.update(tokens_words())
+    services.home_sections.extend(home_sections())
+    install_ingest_hooks(services)
+    return services
+
+
+async def start_background(services: Services) -> None:
+    """`tokenbot serve`'s start-up hook: run the scheduled jobs."""
+    start_scheduler(services, scheduled_jobs(services))
+
+
+async def stop_background(services: Services) -> None:
+    stop_scheduler(services)
