@@ -32,6 +32,7 @@ from bot.views.card import BudgetFigures, BudgetView, CardView, ModelLine, Pendi
 from bot.views.leaderboard import LeaderboardView, LeaderRow, leaderboard_text
 from storage import queries
 from storage.approvals_repo import pending_request
+from storage.measures import Measures
 from storage.models import BudgetRequest, Person
 
 log = logging.getLogger(__name__)
@@ -41,8 +42,8 @@ LEADERBOARD_TOP = 10
 PERIODS = ("today", "week", "month")
 
 
-def _period(label: str, first: date, last: date, days: dict[date, queries.Totals]) -> PeriodFigures:
-    total = sum((t for d, t in days.items() if first <= d <= last), queries.Totals())
+def _period(label: str, first: date, last: date, days: dict[date, Measures]) -> PeriodFigures:
+    total = sum((t for d, t in days.items() if first <= d <= last), Measures())
     return PeriodFigures(label=label, first=first, last=last, **dataclasses.asdict(total))
 
 
@@ -160,7 +161,7 @@ async def build_leaderboard(
         keys = {caller} if privacy == "anonymous" else {r.key for _, r in board.rows}
         names = await queries.names_of(session, (k for k in keys if is_slack_user_id(k)))
 
-    def row(rank: int, key: str, totals: queries.Totals) -> LeaderRow:
+    def row(rank: int, key: str, totals: Measures) -> LeaderRow:
         visible = key in keys
         return LeaderRow(
             rank=rank,

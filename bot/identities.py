@@ -21,6 +21,7 @@ from sqlalchemy import select
 
 from bot.clock import Clock
 from bot.config import SLACK_USER_ID, Settings
+from storage.chunks import chunked
 from storage.db import Database
 from storage.models import Identity
 from storage.usage import reattribute
@@ -115,8 +116,7 @@ class IdentityResolver:
     async def _load(self, subjects: list[str]) -> dict[str, Identity]:
         found: dict[str, Identity] = {}
         async with self.db.session() as session:
-            for start in range(0, len(subjects), 500):
-                chunk = subjects[start : start + 500]
+            for chunk in chunked(subjects):
                 rows = await session.scalars(select(Identity).where(Identity.external_id.in_(chunk)))
                 found.update({row.external_id: row for row in rows})
         return found

@@ -1,4 +1,7 @@
-"""Read queries over the rollups (never the raw events) for cards, leaderboards, digests."""
+"""Read queries over the rollups (never the raw events) for cards, leaderboards, digests.
+
+Figures come back as `Measures` (storage/measures.py), the same class the ingest path sums into.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from storage.chunks import chunked
+from storage.measures import Measures
 from storage.models import (
     ApproverAssignment,
     Budget,
@@ -25,35 +29,11 @@ from storage.models import (
 from storage.usage import dialect_insert
 
 
-@dataclass(frozen=True)
-class Totals:
-    input_tokens: int = 0
-    cached_input_tokens: int = 0
-    output_tokens: int = 0
-    reasoning_tokens: int = 0
-    cost_usd: Decimal = Decimal(0)
-    events: int = 0
-
-    @property
-    def tokens(self) -> int:
-        """Input (cached included) plus output (reasoning included)."""
-        return self.input_tokens + self.output_tokens
-
-    def __add__(self, other: Totals) -> Totals:
-        return Totals(
-            self.input_tokens + other.input_tokens,
-            self.cached_input_tokens + other.cached_input_tokens,
-            self.output_tokens + other.output_tokens,
-            self.reasoning_tokens + other.reasoning_tokens,
-            self.cost_usd + other.cost_usd,
-            self.events + other.events,
-        )
-
-
-def _totals(row) -> Totals:
+def _totals(row) -> Measures:
+    """A row of the seven MEASURES sums (NULL when no rows matched) -> Measures."""
     if row is None:
-        return Totals()
-    return Totals(*(v if v is not None else 0 for v in row[:4]), row[4] or Decimal(0), row[5] or 0)
+        return Measures()
+    return Measures(*(v if v is not None else 0 for v in row[:4]), row[4] or Decimal(0), row[5] or 0, row[6] or 0)
 
 
 def _sums(table):
@@ -64,13 +44,14 @@ def _sums(table):
         func.sum(table.reasoning_tokens),
         func.sum(table.cost_usd),
         func.sum(table.events),
+        func.sum(table.unpriced_events),
     )
 
 
 @dataclass(frozen=True)
 class Ranked:
     key: str
-    totals: Totals
+    totals: Measures
 
 
 async def leaderboard_month(session: AsyncSession, month: str, limit: int | None = None) -> list[Ranked]:
@@ -78,7 +59,7 @@ async def leaderboard_month(session: AsyncSession, month: str, limit: int | None
     m = UsageMonthly
     query = (
         select(m.user_key, m.input_tokens, m.cached_input_tokens, m.output_tokens, m.reasoning_tokens,
-               m.cost_usd, m.events)
+               m.cost_usd, m.events, m.unpriced_events)
         .where(m.month == month)
         .order_by(m.cost_usd.desc(), (m.input_tokens + m.output_tokens).desc(), m.user_key)
     )
@@ -102,7 +83,7 @@ async def leaderboard_days(session: AsyncSession, first: date, last: date, limit
     return [Ranked(r[0], _totals(r[1:])) for r in await session.execute(query)]
 
 
-async def totals_days(session: AsyncSession, first: date, last: date, user_key: str | None = None) -> Totals:
+async def totals_days(session: AsyncSession, first: date, last: date, user_key: str | None = None) -> Measures:
     d = UsageDaily
     query = select(*_sums(d)).where(d.day >= first, d.day <= last)
     if user_key is not None:
@@ -112,7 +93,7 @@ async def totals_days(session: AsyncSession, first: date, last: date, user_key: 
 
 async def models_days(
     session: AsyncSession, first: date, last: date, user_key: str | None = None, limit: int | None = None
-) -> list[tuple[str, Totals]]:
+) -> list[tuple[str, Measures]]:
     d = UsageDailyModel
     query = select(d.model, *_sums(d)).where(d.day >= first, d.day <= last)
     if user_key is not None:
@@ -136,7 +117,7 @@ async def unpriced_models(session: AsyncSession, first: date, last: date) -> lis
 
 
 async def daily_series(session: AsyncSession, first: date, last: date, user_key: str | None = None):
-    """[(day, Totals)] for days with usage in the window."""
+    """[(day, Measures)] for days with usage in the window."""
     d = UsageDaily
     query = select(d.day, *_sums(d)).where(d.day >= first, d.day <= last)
     if user_key is not None:
@@ -209,12 +190,12 @@ async def daily_costs_by_model(session: AsyncSession, first: date, last: date) -
 
 # -- /tokens cards, leaderboards, admin commands and the App Home -------------------------------
 
-async def person_days(session: AsyncSession, user_key: str, first: date, last: date) -> list[tuple[date, Totals]]:
-    """One person's (day, Totals) rows with usage in the window (primary-key range on usage_daily)."""
+async def person_days(session: AsyncSession, user_key: str, first: date, last: date) -> list[tuple[date, Measures]]:
+    """One person's (day, Measures) rows with usage in the window (primary-key range on usage_daily)."""
     d = UsageDaily
     query = (
         select(d.day, d.input_tokens, d.cached_input_tokens, d.output_tokens, d.reasoning_tokens, d.cost_usd,
-               d.events)
+               d.events, d.unpriced_events)
         .where(d.user_key == user_key, d.day >= first, d.day <= last)
         .order_by(d.day)
     )
@@ -232,8 +213,8 @@ def _ahead(cost_col, tokens_col, key_col, mine_cost: Decimal, mine_tokens: int, 
 
 async def month_position(
     session: AsyncSession, month: str, user_key: str
-) -> tuple[int | None, Totals | None, int | None]:
-    """A person's rank in `leaderboard_month` order, their month Totals and how many people
+) -> tuple[int | None, Measures | None, int | None]:
+    """A person's rank in `leaderboard_month` order, their month Measures and how many people
     have spend this month, in one statement; (None, None, None) without spend."""
     m = UsageMonthly
     other = aliased(UsageMonthly)
@@ -249,12 +230,12 @@ async def month_position(
     people = select(func.count()).where(other.month == m.month).scalar_subquery()
     row = (await session.execute(
         select(m.input_tokens, m.cached_input_tokens, m.output_tokens, m.reasoning_tokens, m.cost_usd, m.events,
-               ahead, people)
+               m.unpriced_events, ahead, people)
         .where(m.user_key == user_key, m.month == month)
     )).first()
     if row is None:
         return None, None, None
-    return int(row[6]) + 1, _totals(row[:6]), int(row[7])
+    return int(row[7]) + 1, _totals(row[:7]), int(row[8])
 
 
 async def identities_of(session: AsyncSession, slack_user_id: str) -> list[str]:
@@ -283,12 +264,12 @@ async def keys_with_usage(session: AsyncSession, user_keys: list[str]) -> list[s
     return sorted(rows)
 
 
-async def months_of(session: AsyncSession, user_key: str) -> list[tuple[str, Totals]]:
-    """(month, Totals) stored under one key, e.g. an unlinked id before it is linked."""
+async def months_of(session: AsyncSession, user_key: str) -> list[tuple[str, Measures]]:
+    """(month, Measures) stored under one key, e.g. an unlinked id before it is linked."""
     m = UsageMonthly
     query = (
         select(m.month, m.input_tokens, m.cached_input_tokens, m.output_tokens, m.reasoning_tokens, m.cost_usd,
-               m.events)
+               m.events, m.unpriced_events)
         .where(m.user_key == user_key)
         .order_by(m.month)
     )
@@ -406,8 +387,8 @@ async def standings(
 
 async def days_position(
     session: AsyncSession, first: date, last: date, user_key: str
-) -> tuple[int | None, Totals | None]:
-    """A person's rank in `leaderboard_days` order for the window, and their Totals there."""
+) -> tuple[int | None, Measures | None]:
+    """A person's rank in `leaderboard_days` order for the window, and their Measures there."""
     d = UsageDaily
     mine = (await session.execute(
         select(func.count(), *_sums(d)).where(d.user_key == user_key, d.day >= first, d.day <= last)

@@ -11,9 +11,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date
-from decimal import Decimal
 
 import orjson
 from sqlalchemy import Table, delete, func, insert, literal_column, select, update
@@ -21,6 +20,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from storage.db import Database, connect_sqlite
+from storage.measures import Measures
 from storage.models import MEASURES, UsageDaily, UsageDailyModel, UsageEvent, UsageMonthly
 from storage.types import money_to_db
 
@@ -28,24 +28,6 @@ EVENTS: Table = UsageEvent.__table__
 DAILY_MODEL: Table = UsageDailyModel.__table__
 DAILY: Table = UsageDaily.__table__
 MONTHLY: Table = UsageMonthly.__table__
-
-
-@dataclass(slots=True)
-class Measures:
-    input_tokens: int = 0
-    cached_input_tokens: int = 0
-    output_tokens: int = 0
-    reasoning_tokens: int = 0
-    cost_usd: Decimal = field(default_factory=Decimal)
-    events: int = 0
-    unpriced_events: int = 0
-
-    def as_dict(self) -> dict:
-        return {name: getattr(self, name) for name in MEASURES}
-
-    def as_tuple(self) -> tuple:
-        return (self.input_tokens, self.cached_input_tokens, self.output_tokens, self.reasoning_tokens,
-                self.cost_usd, self.events, self.unpriced_events)
 
 
 def dialect_insert(session, table: Table):

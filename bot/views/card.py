@@ -27,12 +27,12 @@ from bot.views.blocks import (
     sparkline,
 )
 from bot.views.format import money, percent, tokens
-from storage.queries import Totals
+from storage.measures import Measures
 
 
-@dataclass(frozen=True, kw_only=True)
-class PeriodFigures(Totals):
-    """A window's totals on the card."""
+@dataclass(kw_only=True)
+class PeriodFigures(Measures):
+    """A window's totals on the card (Measures are summed in place, so this is not frozen either)."""
 
     label: str  # "Today", "Last 7 days", "Month to date"
     first: date
