@@ -40,8 +40,7 @@ from bot.services import Services
 from bot.views.blocks import escape, mention
 from bot.views.format import money
 from bot.views.help import HelpView, Notice
-from storage import queries
-from storage.models import AuditRecord, Identity
+from storage import audit_repo, queries
 
 log = logging.getLogger(__name__)
 
@@ -278,10 +277,6 @@ async def admin_command(services: Services, actor: str, command: Command) -> Ans
     raise Refusal(usage)  # pragma: no cover - parse() only yields the words above
 
 
-def _audit(actor: str, action: str, subject: str | None, at, **details: Any) -> AuditRecord:
-    return AuditRecord(at=at, actor=actor, action=action, subject_user=subject, details=details)
-
-
 async def set_budget(services: Services, actor: str, user_id: str, amount: Decimal) -> Notice:
     """A new standing budget, audited, and pushed to limit enforcers like an approval is."""
     now = services.clock.now()
@@ -291,8 +286,8 @@ async def set_budget(services: Services, actor: str, user_id: str, amount: Decim
         await queries.upsert_budget(session, user_id, amount, actor, now)
         await session.flush()
         limit_after = await budget_status(session, services.settings, services.clock, user_id)
-        audit = _audit(actor, "set_budget", user_id, now, monthly_usd=str(amount), previous_usd=str(before))
-        session.add(audit)
+        audit = audit_repo.add_audit(session, at=now, actor=actor, action="set_budget", subject=user_id,
+                                         monthly_usd=str(amount), previous_usd=str(before))
         await session.flush()
         if services.settings.limits_webhook_url:
             outbox.enqueue(session, msg_id=f"limit-changed-audit-{audit.id}", kind="limit.changed", now=now,
@@ -314,15 +309,15 @@ async def link_identity(services: Services, actor: str, external_id: str, user_i
     if external_id in services.settings.identities:
         raise Refusal(f"`{escape(external_id)}` is linked in the config file (`[identities]`); change it there.")
     async with services.db.session() as session:
-        previous = await session.get(Identity, external_id)
+        previous_owner = await queries.linked_to(session, external_id)
         unlinked = await queries.months_of(session, external_id)
-    previous_owner = previous.slack_user_id if previous is not None else None
     await services.identities.link(external_id, user_id, source="admin", set_by=actor)
     moved_cost = sum((t.cost_usd for _, t in unlinked), Decimal(0))
     moved_events = sum(t.events for _, t in unlinked)
     async with services.db.write() as session:
-        session.add(_audit(actor, "link_identity", user_id, services.clock.now(), external_id=external_id,
-                           previous=previous_owner, moved_usd=str(moved_cost), moved_events=moved_events))
+        audit_repo.add_audit(session, at=services.clock.now(), actor=actor, action="link_identity",
+                                 subject=user_id, external_id=external_id, previous=previous_owner,
+                                 moved_usd=str(moved_cost), moved_events=moved_events)
     text = f"`{escape(external_id)}` now belongs to {mention(user_id)}: its past and future spend count as theirs."
     if previous_owner and previous_owner != user_id:
         text += f" It was linked to {mention(previous_owner)}, whose totals no longer include it."
@@ -337,7 +332,8 @@ async def set_approver(services: Services, actor: str, requester: str, approver:
     now = services.clock.now()
     async with services.db.write() as session:
         await queries.upsert_approver(session, requester, approver, actor, now)
-        session.add(_audit(actor, "set_approver", requester, now, approver=approver))
+        audit_repo.add_audit(session, at=now, actor=actor, action="set_approver", subject=requester,
+                                 approver=approver)
     text = f"{mention(approver)} now approves {mention(requester)}'s budget requests."
     if requester in services.settings.approvers:
         text += (f" Note: the config file names {mention(services.settings.approvers[requester])} "
@@ -359,6 +355,7 @@ async def set_digest(services: Services, actor: str, channel: str, local_time: s
         await queries.upsert_digest_subscription(
             session, channel=channel, local_time=local_time, period="day", top=10, created_by=actor, at=now
         )
-        session.add(_audit(actor, "set_digest", None, now, channel=channel, local_time=local_time, period="day"))
+        audit_repo.add_audit(session, at=now, actor=actor, action="set_digest", subject=None, channel=channel,
+                                 local_time=local_time, period="day")
     return Notice(f"A daily digest will be posted in <#{channel}> at {local_time} "
                   f"({services.settings.timezone.key}), covering the day before.")

@@ -32,7 +32,6 @@ from typing import Any
 
 import aiohttp
 from apscheduler.triggers.interval import IntervalTrigger
-from sqlalchemy import and_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from standardwebhooks import Webhook
 
@@ -40,24 +39,19 @@ from bot.clock import utcnow
 from bot.scheduler import JobSpec
 from bot.services import Services
 from bot.views.format import json_money, json_scope
-from storage.leases import LeasedRows
+from storage import outbox_repo
 from storage.models import OutboxMessage
 
 log = logging.getLogger(__name__)
 
 LEASE = timedelta(seconds=60)
-FIRST_RETRY = timedelta(seconds=15)
-MAX_RETRY = timedelta(hours=1)
 TIMEOUT_SECONDS = 10
 BATCH = 50
 
 
-ROWS = LeasedRows(OutboxMessage.__table__, "locked_until", FIRST_RETRY, MAX_RETRY)
-
-
 def backoff(attempts: int) -> timedelta:
     """Delay before the next try after `attempts` failed ones: 15 s doubling, capped at 1 h."""
-    return ROWS.backoff(attempts)
+    return outbox_repo.ROWS.backoff(attempts)
 
 
 def limit_changed_payload(*, user: str, period: str, limit: Decimal, previous: Decimal, scope: str,
@@ -80,8 +74,7 @@ def limit_changed_payload(*, user: str, period: str, limit: Decimal, previous: D
 
 def enqueue(session: AsyncSession, *, msg_id: str, kind: str, payload: dict[str, Any], now: datetime) -> None:
     """Add a delivery to the caller's transaction (it commits or rolls back with the decision)."""
-    session.add(OutboxMessage(msg_id=msg_id, kind=kind, payload=payload, created_at=now, next_attempt_at=now,
-                              attempts=0))
+    outbox_repo.enqueue(session, msg_id=msg_id, kind=kind, payload=payload, now=now)
 
 
 def body_of(message: OutboxMessage | dict[str, Any]) -> bytes:
@@ -101,13 +94,9 @@ def signed_headers(secret: str, msg_id: str, body: bytes, moment: datetime | Non
     }
 
 
-def _due(now: datetime):
-    return and_(OutboxMessage.delivered_at.is_(None), OutboxMessage.next_attempt_at <= now, ROWS.free(now))
-
-
 async def _claim(services: Services, row_id: int, now: datetime) -> bool:
     async with services.db.write() as session:
-        return await ROWS.take(session, and_(OutboxMessage.id == row_id, _due(now)), now=now, lease=LEASE) is not None
+        return await outbox_repo.take(session, row_id, now, LEASE)
 
 
 async def _post(services: Services, http: aiohttp.ClientSession, message: OutboxMessage) -> str | None:
@@ -136,12 +125,7 @@ async def deliver_due(services: Services) -> int:
         while True:
             now = services.clock.now()
             async with services.db.session() as session:
-                rows = list(await session.scalars(
-                    select(OutboxMessage)
-                    .where(_due(now))
-                    .order_by(OutboxMessage.id)
-                    .limit(BATCH)
-                ))
+                rows = await outbox_repo.due(session, now, BATCH)
             if not rows:
                 return delivered
             progressed = False
@@ -150,18 +134,14 @@ async def deliver_due(services: Services) -> int:
                     continue  # another process has it
                 progressed = True
                 error = await _post(services, http, message)
-                done_at = services.clock.now()
-                values: dict[str, Any] = {"attempts": OutboxMessage.attempts + 1, "locked_until": None}
                 if error is None:
-                    values.update(delivered_at=done_at, last_error=None)
                     delivered += 1
                 else:
-                    values.update(next_attempt_at=done_at + backoff(message.attempts + 1), last_error=error)
                     log.warning("limit.changed %s not accepted (attempt %d): %s", message.msg_id,
                                 message.attempts + 1, error)
                 async with services.db.write() as session:
-                    await ROWS.settle(session, and_(OutboxMessage.id == message.id,
-                                                    OutboxMessage.delivered_at.is_(None)), **values)
+                    await outbox_repo.settle(session, message.id, now=services.clock.now(),
+                                             attempts=message.attempts + 1, error=error)
             if not progressed or len(rows) < BATCH:
                 return delivered
 

@@ -1,4 +1,4 @@
-"""Budget requests, approver assignments and the audit log: the queries and writes of bot/approvals.
+"""Budget requests and approver assignments: the queries and writes of bot/approvals (the audit log is audit_repo.py).
 
 Every once-only step is a conditional UPDATE here: closing a request (`close_request`,
 `WHERE status = 'pending'`) and claiming its reminder (`claim_reminder`, `WHERE
@@ -70,14 +70,6 @@ def add_request(session: AsyncSession, **fields: Any) -> BudgetRequest:
     return request
 
 
-def add_audit(session: AsyncSession, *, at: datetime, actor: str, action: str, subject: str | None,
-              request_id: int | None = None, **details: Any) -> AuditRecord:
-    record = AuditRecord(at=at, actor=actor, action=action, subject_user=subject, request_id=request_id,
-                         details=details)
-    session.add(record)
-    return record
-
-
 def add_raise(session: AsyncSession, *, user_key: str, month: str, amount_usd: Decimal, request_id: int,
               at: datetime) -> None:
     """A "this month only" raise."""
@@ -144,14 +136,6 @@ async def decision_details(session: AsyncSession, request_id: int) -> dict[str, 
         .order_by(AuditRecord.id.desc())
         .limit(1))
     return dict(row.details) if row is not None else {}
-
-
-async def audit_records(session: AsyncSession, user: str | None, limit: int) -> list[AuditRecord]:
-    """Newest first; about one person with `user`."""
-    query = select(AuditRecord).order_by(AuditRecord.at.desc(), AuditRecord.id.desc()).limit(limit)
-    if user:
-        query = query.where(AuditRecord.subject_user == user)
-    return list(await session.scalars(query))
 
 
 async def _locked(session: AsyncSession, request_id: int) -> BudgetRequest:

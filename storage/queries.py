@@ -244,6 +244,12 @@ async def identities_of(session: AsyncSession, slack_user_id: str) -> list[str]:
     return sorted(rows)
 
 
+async def linked_to(session: AsyncSession, external_id: str) -> str | None:
+    """The person an external id is linked to in the database, if any."""
+    identity = await session.get(Identity, external_id)
+    return identity.slack_user_id if identity is not None else None
+
+
 async def names_of(session: AsyncSession, slack_user_ids) -> dict[str, str]:
     """Slack id -> display name, for those `people` knows by name."""
     keys = sorted(set(slack_user_ids))

@@ -169,6 +169,30 @@ async def _stored_money(flow: Flow, value: Decimal):
     return money_to_db(value, flow.bot.services.db.dialect)
 
 
+async def test_an_approve_click_reads_the_request_once_and_the_budget_once(flow):
+    """One path per click: the handler calls one flow, which reads the request before deciding and
+    otherwise only re-reads it locked, to mark its messages updated; the budget is computed once."""
+    from sqlalchemy import event
+
+    await flow.ask()
+    statements: list[str] = []
+
+    def seen(conn, cursor, statement, parameters, context, executemany):
+        statements.append(" ".join(statement.split()).lower())
+
+    engine = flow.bot.services.db.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        status, _ = await flow.press(BOB, "approve_request")
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    assert status == 200 and [r[2] for r in await flow.requests()] == ["approved"]
+    selects = [s for s in statements if s.startswith("select")]
+    assert len([s for s in selects if " from budget_requests" in s]) == 2, selects
+    assert len([s for s in selects if " from budgets " in s or s.endswith(" from budgets")]) == 1, selects
+    assert "Approved" in json.dumps(flow.approval_message()["blocks"])  # the DM was updated in place
+
+
 @pytest.mark.parametrize(("amount", "error"), [
     ("abc", "Enter an amount"), ("0", "more than $0"), ("-5", "more than $0"), ("12.345", "two decimals"),
     ("20000", "At most $10,000.00"),

@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import ast
 import sys
+from decimal import Decimal
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 LAYERS = ("storage", "bot", "handlers")  # lowest first: a layer imports only itself and those below
@@ -168,3 +171,47 @@ if __name__ == "__main__":  # pragma: no cover
     problems = [f"cycle: {' -> '.join(c)}" for c in cycles(graph)] + upward_imports(graph) + long_bot_modules()
     print("\n".join(problems) or "no cycles, no upward imports, no long bot/ modules")
     sys.exit(1 if problems else 0)
+
+
+# -- the composition root ------------------------------------------------------------------------------
+
+async def test_the_composition_root_lists_words_sections_jobs_and_hooks(settings):
+    """What exists comes from bot/wiring.py alone: no Bolt app, no listener registered, and
+    `/tokens request` and `/tokens admin audit` still answer."""
+    from bot.commands import run_command
+    from bot.views.help import HelpView, Notice
+    from bot.wiring import build_services, home_sections, scheduled_jobs
+
+    services = build_services(settings, with_slack=False)
+    try:
+        assert set(services.tokens_words) == {"request", "admin audit"}
+        assert services.home_sections == home_sections()
+        assert len(services.ingestor.after_ingest) == 1  # budget alerts
+        assert {"approvals-sweep", "digests:sweep", "digests:startup-sweep"} <= {s.id for s in
+                                                                                scheduled_jobs(services)}
+        answer = await run_command(services, "U0ADA", "request")
+        assert isinstance(answer, Notice) and "/tokens request <amount>" in answer.text
+        assert isinstance(await run_command(services, "U0ADA", "admin audit"), Notice)  # refused: not an admin
+        services.tokens_words.clear()
+        assert (await run_command(services, "U0ADA", "request 50")) == HelpView(unknown="request")
+    finally:
+        await services.close()
+
+
+def test_one_amount_grammar_for_commands_and_forms():
+    """`/tokens admin set-budget` and the request forms read amounts with one function and one set of words."""
+    from bot.amounts import AmountError, parse_amount
+    from bot.approvals.service import parse_request_amount
+    from bot.config import Settings
+
+    settings = Settings()
+    for bad in ("12.345", "abc", "1,00", "-5", "5 USD"):
+        with pytest.raises(AmountError) as command_error:
+            parse_amount(bad)
+        with pytest.raises(AmountError) as form_error:
+            parse_request_amount(bad, settings)
+        assert str(command_error.value).split(";")[1] == str(form_error.value).split(";")[1]
+    assert parse_request_amount("$1,250.50", settings) == parse_amount("$1,250.50") == Decimal("1250.50")
+    with pytest.raises(AmountError, match="more than \\$0"):
+        parse_request_amount("0", settings)
+    assert parse_amount("0") == 0

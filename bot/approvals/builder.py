@@ -14,7 +14,7 @@ from bot.people import display_names
 from bot.services import Services
 from bot.views import approvals as views
 from bot.views.audit import AuditLine
-from storage import approvals_repo, queries
+from storage import approvals_repo, audit_repo, queries
 from storage.models import BudgetRequest
 
 ZERO = Decimal(0)
@@ -97,7 +97,7 @@ async def pending_for(services: Services, approver: str) -> list[views.RequestVi
 async def audit_history(services: Services, user: str | None = None, limit: int = 40) -> list[AuditLine]:
     """Requests and decisions, newest first; for one person with `user`."""
     async with services.db.session() as session:
-        rows = await approvals_repo.audit_records(session, user, limit)
+        rows = await audit_repo.audit_records(session, user, limit)
     tz = services.clock.tz
     return [AuditLine(at=r.at.astimezone(tz), actor=r.actor, action=r.action, subject=r.subject_user,
                       request_id=r.request_id, details=dict(r.details or {})) for r in rows]

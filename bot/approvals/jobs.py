@@ -14,7 +14,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from bot.approvals import messaging, service
 from bot.scheduler import JobSpec
 from bot.services import Services
-from storage import approvals_repo
+from storage import approvals_repo, audit_repo
 
 REPAIR_AFTER = timedelta(minutes=2)  # the decider's own process had this long to update the messages
 REPAIR_WINDOW = timedelta(days=7)
@@ -47,7 +47,7 @@ async def remind_due(services: Services) -> list[int]:
             extra = [u for u in settings.default_approvers if u not in first and u != request.requester]
             if extra:
                 request.approvers = first + extra
-            approvals_repo.add_audit(session, at=now, actor=service.SYSTEM, action="request.reminded",
+            audit_repo.add_audit(session, at=now, actor=service.SYSTEM, action="request.reminded",
                                      subject=request.requester, request_id=request_id, approvers=first,
                                      escalated_to=extra)
             messages = list(request.messages or [])

@@ -38,7 +38,7 @@ from bot.people import is_admin
 from bot.services import Services
 from bot.views import approvals as views
 from bot.views.format import json_money, money
-from storage import approvals_repo, queries
+from storage import approvals_repo, audit_repo, queries
 from storage.models import BudgetRequest
 
 SYSTEM = "tokenbot"  # the actor of automatic approvals, reminders and expiries
@@ -142,7 +142,7 @@ async def create_request(services: Services, requester: str, amount_text: str | 
                 expires_at=now + timedelta(hours=settings.expire_after_hours), messages=[],
             )
             await session.flush()
-            approvals_repo.add_audit(
+            audit_repo.add_audit(
                 session, at=now, actor=requester, action="request.created", subject=requester, request_id=request.id,
                 requested_usd=json_money(data.amount), scope=data.scope, reason=data.reason,
                 approvers=list(approvers.users), approver_source=approvers.source,
@@ -203,7 +203,7 @@ async def apply_approval(services: Services, session: AsyncSession, request: Bud
     else:
         await queries.upsert_budget(session, request.requester, before.standing_usd + granted, actor, now)
     limit_after = before.limit_usd + granted
-    approvals_repo.add_audit(
+    audit_repo.add_audit(
         session, at=now, actor=actor, action="request.auto_approved" if automatic else "request.approved",
         subject=request.requester, request_id=request.id,
         requested_usd=json_money(request.amount_usd), granted_usd=json_money(granted), scope=request.scope,
@@ -297,7 +297,7 @@ async def decide(services: Services, request_id: int, actor: str, *, approve: bo
                                                       automatic=False, note=note, before=before)
             else:
                 limit_after = before.limit_usd
-                approvals_repo.add_audit(
+                audit_repo.add_audit(
                     session, at=now, actor=actor, action="request.denied", subject=request.requester,
                     request_id=request_id, requested_usd=json_money(request.amount_usd), scope=request.scope,
                     note=note, limit_before_usd=json_money(before.limit_usd),
@@ -318,7 +318,7 @@ async def expire(services: Services, request_id: int, now: datetime) -> bool:
             return False
         request = await approvals_repo.get_request(session, request_id)
         limit = (await budget_status(session, services.settings, services.clock, request.requester)).limit_usd
-        approvals_repo.add_audit(
+        audit_repo.add_audit(
             session, at=now, actor=SYSTEM, action="request.expired", subject=request.requester, request_id=request_id,
             requested_usd=json_money(request.amount_usd), scope=request.scope,
             limit_before_usd=json_money(limit), limit_after_usd=json_money(limit), automatic=True)
