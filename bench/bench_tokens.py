@@ -7,7 +7,7 @@ What it does, in one process so the machine's noise hits both sides alike:
 - fills a fresh database directly (bulk inserts of --events usage events over --people people
   and the 30 local days up to "now", then storage.usage.rebuild_rollups), not through HTTP;
 - times the bot-side work of each answer, --calls times for random people: `/tokens me` =
-  bot.cards.build_card + its Block Kit and fallback text; `/tokens top` = build_leaderboard
+  bot.card_builder.build_card + its Block Kit and fallback text; `/tokens top` = build_leaderboard
   (this month) + Block Kit. Median and p99;
 - times the same answers computed by a plain aggregate over the raw usage_events table
   (what the rollups save us), --raw-calls times; median and p99;

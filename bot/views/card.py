@@ -1,6 +1,6 @@
 """The personal spend card (`/tokens me`, the App Home) and the budget answer (`/tokens budget`).
 
-View models are plain dataclasses filled by bot/cards.py; this module only turns them into
+View models are plain dataclasses filled by bot/card_builder.py; this module only turns them into
 Block Kit (through bot/views/blocks.py) and into plain text (the demo, notification
 fallbacks). Amounts are exact Decimals in the models and rounded for people only here.
 """

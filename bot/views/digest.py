@@ -1,4 +1,4 @@
-"""Channel digests: the view model (built by bot/digests.py from rollups) -> Block Kit and plain text.
+"""Channel digests: the view model (built by bot/digests/builder.py from rollups) -> Block Kit and plain text.
 
 A digest is a handful of packed blocks whatever the size of the organisation: a header,
 a context line with "data as of", one fields section with the totals, and one section per

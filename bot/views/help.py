@@ -1,7 +1,7 @@
 """`/tokens help`, short notices (refusals, confirmations) and the rendered `Message`.
 
 `Message` is what every Slack surface finally sends: notification text plus blocks.
-Features that answer `/tokens` words of their own (bot/commands.py EXTRA_COMMANDS) may
+Features that answer `/tokens` words of their own (Services.tokens_words, listed in bot/wiring.py) may
 return a `Notice` or a ready `Message`.
 """
 

@@ -1,7 +1,7 @@
 """The App Home tab: the caller's card, then the sections other features add.
 
 `private_metadata` carries the fingerprint of what is shown, so opening the Home again
-publishes only when something changed (bot/home.py).
+publishes only when something changed (bot/home_builder.py).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from bot.views.card import CardView, card_blocks, card_text
 @dataclass(frozen=True)
 class HomeView:
     card: CardView
-    sections: tuple[tuple[Block, ...], ...] = field(default=())  # from HOME_SECTIONS, in order
+    sections: tuple[tuple[Block, ...], ...] = field(default=())  # from Services.home_sections, in order
     fingerprint: str = ""
 
 

@@ -1,7 +1,7 @@
 """`/tokens top`: the leaderboard by cost, tokens beside it, with the privacy setting applied.
 
 Rows are packed into as few sections as the 3000-char limit allows (never one block per
-row). Names are already resolved by bot/cards.py: with privacy "anonymous" every row but
+row). Names are already resolved by bot/card_builder.py: with privacy "anonymous" every row but
 the caller's has `name=None` and `user_key=None`, so nothing identifying reaches Slack.
 """
 

@@ -1,4 +1,4 @@
-"""Events API: app_home_opened publishes the caller's App Home (bot/home.py).
+"""Events API: app_home_opened publishes the caller's App Home (bot/home_builder.py).
 
 Bolt acknowledges events before the listener runs. Retries of the same delivery
 (X-Slack-Retry-Num) carry the same event_id and are dropped by `on_home_opened`'s
