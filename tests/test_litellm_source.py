@@ -422,10 +422,12 @@ def test_cost_absent_is_left_out():
 def test_bad_cost_is_kept_raw_for_validation():
     assert _one(_minimal(response_cost=-0.5))["cost_usd"] == Decimal("-0.5")
     assert _one(_minimal(response_cost="free"))["cost_usd"] == "free"
-    assert parse_litellm_body(b'{"id": "n", "response_cost": NaN}')[0]["cost_usd"] == "NaN"
+    # Python's json.dumps writes NaN for a cost LiteLLM could not compute: no cost, priced here
+    assert "cost_usd" not in parse_litellm_body(b'{"id": "n", "response_cost": NaN}')[0]
+    assert "cost_usd" not in parse_litellm_body(b'[{"id": "n", "response_cost": -Infinity}]')[0]
 
 
-def test_failed_call_is_still_returned():
+def test_failed_call_without_tokens_is_skipped_not_spend():
     rec = _minimal(
         status="failure",
         prompt_tokens=0,
@@ -434,10 +436,16 @@ def test_failed_call_is_still_returned():
         error_str="RateLimitError",
         response={},
     )
-    ev = _one(rec)
+    assert _one(rec) == {"_skip": "failed call with no tokens", "id": "call-1"}
+    rec.pop("prompt_tokens")
+    rec.pop("completion_tokens")
+    assert "_skip" in _one(rec)
+
+
+def test_failed_call_that_used_tokens_is_still_a_call():
+    ev = _one(_minimal(status="failure", prompt_tokens=900, completion_tokens=0, response_cost=0.002))
     assert ev["metadata"]["status"] == "failure"
-    assert (ev["input_tokens"], ev["output_tokens"], ev["cost_usd"]) == (0, 0, Decimal(0))
-    assert "RateLimitError" not in repr(ev)
+    assert (ev["input_tokens"], ev["output_tokens"], ev["cost_usd"]) == (900, 0, Decimal("0.002"))
 
 
 # --------------------------------------------------------------------------- legacy v1 shape
