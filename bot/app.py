@@ -86,11 +86,14 @@ def _slack_events(bolt: AsyncApp, services: Services):
             return refuse(request, 503, "the body did not arrive in time", close=True)
         except BodyIncomplete:
             return refuse(request, 400, "the body was cut off", close=True)
-        signed = verifier.is_valid(
-            body=body,
-            timestamp=header_text(request, "X-Slack-Request-Timestamp") or "",
-            signature=header_text(request, "X-Slack-Signature") or "",
-        )
+        try:
+            signed = verifier.is_valid(
+                body=body,
+                timestamp=header_text(request, "X-Slack-Request-Timestamp") or "",
+                signature=header_text(request, "X-Slack-Signature") or "",
+            )
+        except (ValueError, TypeError, OverflowError):  # a timestamp that is not a number
+            signed = False
         if not signed and not _ssl_check(body):
             return refuse(request, 401, "invalid request: bad or missing Slack signature", size=len(body))
         try:

@@ -144,11 +144,12 @@ def _fix_surrogate(match: re.Match) -> bytes:
 def _fix_digits(match: re.Match) -> bytes:
     data, start, end = match.string, match.start(), match.end()
     before = data[start - 1 : start]
-    after = data[end : end + 1]
-    if after in (b".", b"e", b"E") or before in (b".", b"e", b"E", b"+") or (
-        before == b"-" and data[start - 2 : start - 1] in (b"e", b"E")
-    ):
-        return match.group(0)  # a fraction or an exponent: already read as a Decimal
+    if before in (b"e", b"E") or (before in (b"+", b"-") and data[start - 2 : start - 1] in (b"e", b"E")):
+        # an exponent Decimal cannot hold: the largest it can, same sign (astronomically large or
+        # small either way; validation refuses or rounds it like the value sent)
+        return b"999999999"
+    if before == b"." or data[end : end + 1] in (b".", b"e", b"E"):
+        return match.group(0)  # a fraction: already read as a Decimal
     return match.group(0) + b"e0"
 
 

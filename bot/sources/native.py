@@ -133,14 +133,14 @@ def validate_event(raw: Any, now: datetime) -> UsageRecord:
     if metadata is not None:
         if not isinstance(metadata, dict):
             raise EventError("metadata: must be a JSON object")
+        if not _plain_text(metadata):
+            raise EventError("metadata: contains a NUL character or a lone surrogate")
         try:
             size = len(orjson.dumps(metadata, default=str))
         except TypeError:
             raise EventError("metadata: must be plain JSON") from None
         if size > MAX_METADATA_BYTES:
             raise EventError(f"metadata: {size} bytes as JSON; at most {MAX_METADATA_BYTES}")
-        if not _plain_text(metadata):
-            raise EventError("metadata: contains a NUL character or a lone surrogate")
     return UsageRecord(
         event_id=event_id,
         occurred_at=occurred_at,
@@ -164,7 +164,7 @@ def _plain_text(value: Any, depth: int = 0) -> bool:
     if isinstance(value, str):
         return not _NOT_TEXT.search(value)
     if depth > 32:
-        return False
+        return True  # deeper than any real metadata: orjson.dumps below refuses a surrogate there
     if isinstance(value, dict):
         return all(_plain_text(k, depth + 1) and _plain_text(v, depth + 1) for k, v in value.items())
     if isinstance(value, list):
