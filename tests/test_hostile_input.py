@@ -288,6 +288,7 @@ async def test_a_frozen_database_answers_503_and_the_resent_batch_counts_once(ma
     quick = {"ingest_timeout_seconds": 0.5} if which == "ingest deadline" else {
         "statement_timeout_seconds": 0.3, "ingest_timeout_seconds": 30}
     bot = await make_bot(**quick)
+    assert (await bot.post_usage([event("warm-up")]))[0] == 200  # the writer's connection is open
     batch = [event(i) for i in range(5)]
     async with WriteLock(database_url) as lock:
         start = time.perf_counter()
@@ -304,8 +305,8 @@ async def test_a_frozen_database_answers_503_and_the_resent_batch_counts_once(ma
         await asyncio.sleep(0.1)
         status, body = await bot.post_usage(batch)
     assert (status, body["accepted"] + body["duplicates"]) == (200, 5), body
-    assert len(await stored_ids(bot)) == 5
-    assert await bot.sql("SELECT SUM(events) FROM usage_monthly") == [(5,)]
+    assert len(await stored_ids(bot)) == 6
+    assert await bot.sql("SELECT SUM(events) FROM usage_monthly") == [(6,)]
 
 
 # --------------------------------------------------------------------------- the limits API before a first call
