@@ -249,3 +249,16 @@ async def test_legacy_v1_naive_start_time_is_read_in_litellm_legacy_timezone(mak
     assert (status, body) == (200, answer(accepted=4))
     times = sorted(r.occurred_at for r in (await stored(bot)).values())
     assert times[0] == datetime(2026, 11, 27, 4, 3, 59, 552259, tzinfo=UTC)
+
+
+async def test_what_the_litellm_sdk_posted_a_call_and_a_failure(lite):
+    """Captured from the real SDK: the user comes from `user=` (model_parameters.user); the failed
+    call is skipped; tokens and cost are LiteLLM's own."""
+    sdk = json.loads((EXAMPLES / "litellm-1.110-sdk-success-and-failure.json").read_text())
+    status, body = await post(lite, sdk)
+    assert (status, body) == (200, answer(accepted=1, skipped=1))
+    [row] = (await stored(lite)).values()
+    assert row.event_id == sdk[0]["litellm_call_id"]
+    assert (row.subject, row.meta["attributed_by"]) == ("sdk-user-0@acme.com", "model_parameters.user")
+    assert (row.input_tokens, row.output_tokens) == (sdk[0]["prompt_tokens"], sdk[0]["completion_tokens"])
+    assert row.cost_usd == Decimal("0.000225")  # LiteLLM's 0.00022500000000000002, to the picodollar
