@@ -583,3 +583,34 @@ def test_500_record_array_parses_fast():
     assert len(events) == 500
     assert events[499]["id"] == "chatcmpl-499"
     assert elapsed < 0.25, f"500 records took {elapsed * 1000:.1f} ms"
+
+
+# --------------------------------------------------------------------------- chunk boundaries
+
+TRICKY = (
+    b'[{"id": "a\\ud83d\\ude00", "litellm_call_id": "c-1", "end_user": "x\\\\ud800y", "startTime": 1737710446.5,'
+    b' "model": "gpt-4o", "prompt_tokens": 10, "completion_tokens": 20, "response_cost": NaN,'
+    b' "messages": [{"content": "' + b"9" * 700 + b' \\ud800 caf\xc3\xa9 : NaN, -Infinity"}],'
+    b' "hidden_params": {"n": ' + b"7" * 700 + b', "e": 1e-' + b"9" * 400 + b', "f": 0.' + b"3" * 500 + b'}},'
+    b' {"litellm_call_id": "c-2", "end_user": "lone\\udc00", "model": "m\xc3\xa9", "prompt_tokens": 1,'
+    b' "completion_tokens": 1, "startTime": ' + b"8" * 500 + b'}]'
+)
+
+
+@pytest.mark.parametrize("chunk_size", [1, 2, 3, 7, 64, 4096, len(TRICKY)])
+def test_the_result_does_not_depend_on_where_chunks_end(chunk_size):
+    events = parse_litellm_body(TRICKY, chunk_size=chunk_size)
+    assert events == parse_litellm_body(TRICKY, chunk_size=len(TRICKY))
+    first, second = events
+    assert first["id"] == "c-1"
+    assert first["user"] == "x\\ud800y"  # an escaped backslash, then text: not a surrogate
+    assert "cost_usd" not in first  # NaN: no cost, priced here
+    assert second["user"] == "lone\x00"  # a lone surrogate: refused by validation, for this record only
+    assert second["model"] == "m\u00e9"
+    assert not isinstance(second["timestamp"], int)  # 500 digits: read as a Decimal, refused by validation
+
+
+def test_an_emoji_split_across_chunks_is_kept():
+    body = json.dumps([_minimal(end_user="eve \U0001f600")]).encode()
+    for size in range(1, 40):
+        assert parse_litellm_body(body, chunk_size=size)[0]["user"] == "eve \U0001f600"
