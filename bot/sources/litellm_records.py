@@ -335,42 +335,29 @@ def _literal(value: str) -> Any:
 
 
 def _legacy_dict(raw: Any) -> dict:
-    """A repr of a dict -> the dict, else the few plain string fields found in it."""
-    if isinstance(raw, dict):
-        return raw
-    if not isinstance(raw, str) or not raw.strip() or raw.strip() == "None":
-        return {}
-    parsed = _literal(raw) if raw.lstrip().startswith("{") else None
-    if isinstance(parsed, dict):
-        return parsed
-    # The repr held something that is not a literal (an object, a datetime...): pick out the
-    # few plain string fields we need.
-    found: dict[str, Any] = {}
-    for key, pattern in _META_VALUE_RE.items():
-        match = pattern.search(raw)
-        if match:
-            value = _literal(match.group(1))
-            if isinstance(value, str):
-                found[key] = value
-    return found
+    """A repr of a dict -> the dict; else (an object, a datetime inside...) the few plain
+    string fields found in it."""
+    return _repr_dict(raw, lambda text: {
+        key: value for key, pattern in _META_VALUE_RE.items()
+        if (match := pattern.search(text)) and isinstance(value := _literal(match.group(1)), str)
+    })
 
 
 def _legacy_usage(raw: Any) -> dict:
+    """A usage repr -> its counts: a dict repr, or pydantic's `completion_tokens=212 ...
+    prompt_tokens_details=PromptTokensDetailsWrapper(cached_tokens=0, ...)`."""
+    return _repr_dict(raw, lambda text: {
+        name: int(match.group(1)) for name, pattern in _USAGE_RE.items() if (match := pattern.search(text))
+    })
+
+
+def _repr_dict(raw: Any, search) -> dict:
     if isinstance(raw, dict):
         return raw
     if not isinstance(raw, str) or not raw.strip() or raw.strip() == "None":
         return {}
     parsed = _literal(raw) if raw.lstrip().startswith("{") else None
-    if isinstance(parsed, dict):
-        return parsed
-    # pydantic str(): `completion_tokens=212 prompt_tokens=1830 ... prompt_tokens_details=
-    # PromptTokensDetailsWrapper(cached_tokens=0, ...)`, or a dict repr holding such objects.
-    found: dict[str, Any] = {}
-    for name, pattern in _USAGE_RE.items():
-        match = pattern.search(raw)
-        if match:
-            found[name] = int(match.group(1))
-    return found
+    return parsed if isinstance(parsed, dict) else search(raw)
 
 
 def _legacy_tokens(rec: dict, usage: dict, out: dict) -> None:
