@@ -124,7 +124,9 @@ def serve(settings: Settings) -> int:
     # No per-request access log by default: at thousands of webhook calls a second it costs more
     # than the ingest itself. `tokenbot -v serve` turns it on.
     access_log = logging.getLogger("aiohttp.access") if logging.getLogger().isEnabledFor(logging.DEBUG) else None
-    web.run_app(app, host=settings.host, port=settings.port, shutdown_timeout=10, print=None, access_log=access_log)
+    # auto_decompress=False: compressed bodies are refused (bot.app), never inflated by aiohttp
+    web.run_app(app, host=settings.host, port=settings.port, shutdown_timeout=10, print=None, access_log=access_log,
+                auto_decompress=False)
     return 0
 
 

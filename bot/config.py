@@ -92,6 +92,13 @@ class Settings:
     identities: dict[str, str] = field(default_factory=dict)
     digests: tuple[DigestConfig, ...] = ()
     model_prices: dict[str, ModelPrice] = field(default_factory=dict)
+    # [litellm]: the zone of the LiteLLM host's clock, for the legacy v1 shape's naive startTime
+    litellm_legacy_timezone: ZoneInfo = field(default_factory=lambda: ZoneInfo("UTC"))
+    # limits that keep a stuck sender or a frozen database from holding requests open (not in
+    # the config file: a deployment rarely needs them; tests make them short)
+    body_timeout_seconds: float = 30.0  # no body byte for this long (or 10x in all): 503
+    ingest_timeout_seconds: float = 60.0  # a batch not committed within this: 503, the sender retries
+    statement_timeout_seconds: float = 120.0  # PostgreSQL statement_timeout for the process's sessions
 
     def require_slack(self, *, http_mode: bool) -> None:
         """`serve` needs Slack credentials; other commands don't."""
@@ -187,7 +194,8 @@ def _parse_toml(path: Path) -> dict[str, Any]:
 
 
 def _toml_values(data: dict[str, Any]) -> dict[str, Any]:
-    known = {"timezone", "admins", "leaderboard", "budgets", "approvals", "identities", "digests", "pricing"}
+    known = {"timezone", "admins", "leaderboard", "budgets", "approvals", "identities", "digests", "pricing",
+             "litellm"}
     for key in data:
         if key not in known:
             raise ConfigError(f"{key}: unknown setting (known: {', '.join(sorted(known))})")
@@ -264,6 +272,16 @@ def _toml_values(data: dict[str, Any]) -> dict[str, Any]:
         if not isinstance(raw, list):
             raise ConfigError("digests: must be an array of tables ([[digests]])")
         out["digests"] = tuple(_digest(i, d) for i, d in enumerate(raw))
+
+    litellm = _table("litellm", data.get("litellm", {}))
+    for key in litellm:
+        if key != "legacy_timezone":
+            raise ConfigError(f"litellm.{key}: unknown setting (known: legacy_timezone)")
+    if "legacy_timezone" in litellm:
+        try:
+            out["litellm_legacy_timezone"] = _zone(litellm["legacy_timezone"])
+        except ConfigError as exc:
+            raise ConfigError(f"litellm.legacy_{exc}") from None
 
     pricing = _table("pricing", data.get("pricing", {}))
     for key in pricing:

@@ -2,20 +2,65 @@
 
 from __future__ import annotations
 
+import time
+import weakref
 from typing import Any
 
 from sqlalchemy import exists, or_, select
 
 from bot.budgets import budget_status
 from bot.config import SLACK_USER_ID
+from bot.identities import looks_like_email
 from bot.services import Services
 from bot.views.format import json_money, json_scope
 from storage.approvals_repo import pending_request
 from storage.models import Budget, BudgetRequest, Identity, Person, UsageMonthly
 
+# An email Slack did not know is asked about again after this long (a new hire's account
+# appears within minutes of being created); per process, per identity resolver.
+UNKNOWN_EMAIL_SECONDS = 600.0
+_unknown_emails: weakref.WeakKeyDictionary[Any, dict[str, float]] = weakref.WeakKeyDictionary()
+
+
+class SlackUnavailable(Exception):
+    """Slack could not be asked (down, rate limited): the answer is neither yes nor no."""
+
 
 async def find_person(services: Services, user: str) -> str | None:
-    """A Slack id, email or external id -> the user_key it is known under, or None."""
+    """A Slack id, email or external id -> the user_key it is known under, or None.
+
+    A gateway asks before a person's first call (SPEC 4), so an email never seen in usage is
+    looked up in Slack (users.lookupByEmail): a match is linked like any email seen in usage,
+    so the person's later spend is theirs; a miss is remembered for a few minutes.
+    """
+    known = await _find_known(services, user)
+    if known is not None or not looks_like_email(user):
+        return known
+    return await _lookup_email(services, user)
+
+
+async def _lookup_email(services: Services, email: str) -> str | None:
+    identities = services.identities
+    if identities.lookup_email is None:
+        return None
+    misses = _unknown_emails.setdefault(identities, {})
+    now = time.monotonic()
+    if misses.get(email, 0.0) > now:
+        return None
+    try:
+        slack_user_id = await identities.lookup_email(email)
+    except Exception as exc:
+        raise SlackUnavailable(str(exc)) from exc
+    if not slack_user_id:
+        if len(misses) > 10_000:
+            misses.clear()
+        misses[email] = now + UNKNOWN_EMAIL_SECONDS
+        return None
+    await identities.link(email, slack_user_id, source="email", set_by=None)
+    return slack_user_id
+
+
+async def _find_known(services: Services, user: str) -> str | None:
     settings = services.settings
     if user in settings.identities:
         return settings.identities[user]

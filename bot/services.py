@@ -82,7 +82,7 @@ class Services:
 def create_services(settings: Settings, *, clock: Clock | None = None, with_slack: bool = True) -> Services:
     """The objects alone; `bot.wiring.build_services` makes them a working process."""
     clock = clock or Clock(settings.timezone)
-    db = Database(settings.database_url)
+    db = Database(settings.database_url, statement_timeout=settings.statement_timeout_seconds)
     slack = slack_client(settings) if with_slack and settings.slack_bot_token else None
     lookup = _email_lookup(slack) if slack is not None else None
     identities = IdentityResolver(db, settings, clock, lookup)

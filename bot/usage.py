@@ -38,6 +38,8 @@ class Rejection:
 class IngestResult:
     accepted: int = 0
     duplicates: int = 0
+    skipped: int = 0  # not spend (a failed call with no tokens): answered, not stored
+    served_from_cache: int = 0  # of those accepted, calls a gateway answered from its cache
     rejected: list[Rejection] = field(default_factory=list)
     # (user_key, month) -> the cost this ingest added, for budget checks
     touched: dict[tuple[str, str], Decimal] = field(default_factory=dict)
@@ -46,6 +48,8 @@ class IngestResult:
         return {
             "accepted": self.accepted,
             "duplicates": self.duplicates,
+            "skipped": self.skipped,
+            "served_from_cache": self.served_from_cache,
             "rejected": [r.as_dict() for r in self.rejected],
         }
 
@@ -68,6 +72,9 @@ class UsageIngestor:
         records: list[UsageRecord] = []
         seen: set[str] = set()
         for index, raw in enumerate(raw_events):
+            if isinstance(raw, dict) and "_skip" in raw:  # a source's "not spend" (bot/sources)
+                result.skipped += 1
+                continue
             try:
                 record = validate_event(raw, now)
             except EventError as exc:
@@ -87,6 +94,7 @@ class UsageIngestor:
         inserted = await self.writer.write(rows)
         await self.identities.after_commit(user_keys)
         result.accepted = len(inserted)
+        result.served_from_cache = sum(1 for row in inserted if row["cache_hit"])
         result.duplicates += len(rows) - len(inserted)
         for row in inserted:
             day = row["day"]
@@ -129,4 +137,5 @@ class UsageIngestor:
             "price_source": price.source,
             "unpriced": price.unpriced,
             "metadata": record.metadata,
+            "cache_hit": record.cache_hit,
         }

@@ -27,7 +27,7 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 
 
 class Database:
-    def __init__(self, url: str, *, echo: bool = False) -> None:
+    def __init__(self, url: str, *, echo: bool = False, statement_timeout: float | None = None) -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
         self.sqlite_path = _sqlite_path(url) if self.is_sqlite else None
@@ -38,7 +38,14 @@ class Database:
             _configure_sqlite(self.engine)
             write_engine = self.engine.execution_options(tokenbot_write=True)
         else:
-            self.engine = create_async_engine(url, echo=echo, pool_size=10, max_overflow=10, pool_pre_ping=True)
+            # A frozen or locked database fails a statement after `statement_timeout` instead of
+            # hanging the request (and its pooled connection) with no limit.
+            connect_args = (
+                {"server_settings": {"statement_timeout": str(int(statement_timeout * 1000))}}
+                if statement_timeout else {}
+            )
+            self.engine = create_async_engine(url, echo=echo, pool_size=10, max_overflow=10, pool_pre_ping=True,
+                                              connect_args=connect_args)
             write_engine = self.engine
         self.dialect = self.engine.dialect.name
         self._write_engine = write_engine

@@ -24,6 +24,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -76,6 +77,8 @@ class UsageEvent(Base):
     price_source: Mapped[str] = mapped_column(String(60), nullable=False)
     unpriced: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
     meta: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSON)
+    # served from a gateway's cache (LiteLLM cache_hit): stored with no tokens and no cost (0003_senders)
+    cache_hit: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False, server_default=false())
 
     __table_args__ = (
         Index("ix_usage_events_user_key_day", "user_key", "day"),

@@ -61,6 +61,7 @@ def _sqlite_event_tuples(rows: Sequence[dict]) -> list[tuple]:
             row["project"], row["input_tokens"], row["cached_input_tokens"], row["output_tokens"],
             row["reasoning_tokens"], money_to_db(row["cost_usd"], "sqlite"), row["price_source"],
             int(row["unpriced"]), None if meta is None else orjson.dumps(meta).decode(),
+            int(row.get("cache_hit", False)),
         ))
     return out
 

@@ -185,7 +185,7 @@ async def serve_bot(
         settings = replace(settings, slack_api_url=fake.api_url)
     services = build_services(settings, clock=clock)
     app = build_web_app(services)
-    runner = web.AppRunner(app, access_log=None, lingering_time=0.5)
+    runner = web.AppRunner(app, access_log=None, lingering_time=0.5, auto_decompress=False)  # as `tokenbot serve`
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()

@@ -28,6 +28,8 @@ from tests.conftest import WEBHOOK_SECRET
 from tests.support.signing import standard_webhook_headers
 from tests.test_rollups_property import assert_rollups_match_raw
 
+NO_SKIPS = {"skipped": 0, "served_from_cache": 0}  # nothing skipped, nothing served from a cache
+
 TOKENBOT = Path(sys.executable).with_name("tokenbot")
 BATCHES = 36
 BATCH_SIZE = 200
@@ -220,7 +222,7 @@ async def test_kill_9_mid_stream_loses_no_acknowledged_event_and_counts_each_onc
     unsent = len(batches) - len(acked) - len(failed)
     assert failed and unsent, f"no request in flight at the kill ({len(failed)} failed, {unsent} unsent)"
     for body in acked.values():
-        assert body == {"accepted": BATCH_SIZE, "duplicates": 0, "rejected": []}
+        assert body == {"accepted": BATCH_SIZE, "duplicates": 0, **NO_SKIPS, "rejected": []}
 
     second = servers("second")
     await second.wait_healthy()  # restarts on the same database (recovery, migrations, rollup checks)
@@ -242,7 +244,7 @@ async def test_kill_9_mid_stream_loses_no_acknowledged_event_and_counts_each_onc
     assert sum(body["accepted"] for _, body in answers) == len(batches) * BATCH_SIZE - already
     assert all(body["accepted"] + body["duplicates"] == BATCH_SIZE for _, body in answers)
     for index in acked:
-        assert answers[index][1] == {"accepted": 0, "duplicates": BATCH_SIZE, "rejected": []}
+        assert answers[index][1] == {"accepted": 0, "duplicates": BATCH_SIZE, **NO_SKIPS, "rejected": []}
     assert await stored_per_batch(db, batches) == [BATCH_SIZE] * len(batches)
     assert await event_totals(db) == (len(batches) * BATCH_SIZE,) * 3
     tables = await assert_rollups_match_raw(db)
@@ -348,7 +350,8 @@ async def test_sigterm_answers_the_batch_in_flight_and_exits_cleanly(servers, db
         outcome = await asyncio.wait_for(request, 15)
         code = await server.wait_exit(within=5)
 
-    assert outcome == (200, {"accepted": 1500, "duplicates": 0, "rejected": []}), (outcome, server.log_tail())
+    expected = (200, {"accepted": 1500, "duplicates": 0, **NO_SKIPS, "rejected": []})
+    assert outcome == expected, (outcome, server.log_tail())
     assert code == 0, f"exit code {code} after SIGTERM:\n{server.log_tail()}"
     assert (await stored_per_batch(db, [batch])) == [1500]
     assert await event_totals(db) == (1500, 1500, 1500)

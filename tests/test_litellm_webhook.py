@@ -20,6 +20,8 @@ from sqlalchemy import select
 from storage.models import UsageDaily, UsageDailyModel, UsageEvent, UsageMonthly
 from tests.conftest import WEBHOOK_TOKEN
 
+NO_SKIPS = {"skipped": 0, "served_from_cache": 0}  # nothing skipped, nothing served from a cache
+
 EXAMPLES = Path(__file__).resolve().parent / "data" / "litellm"
 STANDARD = json.loads((EXAMPLES / "standard_logging_payload.json").read_text())
 LEGACY_BATCH = json.loads((EXAMPLES / "legacy_v1_batch.json").read_text())
@@ -85,7 +87,7 @@ def assert_standard_row(row: UsageEvent) -> None:
 
 async def test_standard_sample_as_json_array(bot):
     status, body = await post(bot, [STANDARD])
-    assert (status, body) == (200, {"accepted": 1, "duplicates": 0, "rejected": []})
+    assert (status, body) == (200, {"accepted": 1, "duplicates": 0, **NO_SKIPS, "rejected": []})
     stored = await events(bot)
     assert list(stored) == [STANDARD_ID]
     assert_standard_row(stored[STANDARD_ID])
@@ -97,7 +99,7 @@ async def test_standard_sample_as_json_array(bot):
 
 async def test_standard_sample_as_single_object(bot):
     status, body = await post(bot, raw=(EXAMPLES / "standard_logging_payload.json").read_bytes())
-    assert (status, body) == (200, {"accepted": 1, "duplicates": 0, "rejected": []})
+    assert (status, body) == (200, {"accepted": 1, "duplicates": 0, **NO_SKIPS, "rejected": []})
     stored = await events(bot)
     assert list(stored) == [STANDARD_ID]
     assert_standard_row(stored[STANDARD_ID])
@@ -108,7 +110,7 @@ async def test_standard_sample_as_ndjson_with_json_content_type(bot):
     third = standard(id="chatcmpl-third")
     raw = b"\n".join(orjson.dumps(r) for r in (STANDARD, second, third)) + b"\n"
     status, body = await post(bot, raw=raw)
-    assert (status, body) == (200, {"accepted": 3, "duplicates": 0, "rejected": []})
+    assert (status, body) == (200, {"accepted": 3, "duplicates": 0, **NO_SKIPS, "rejected": []})
     stored = await events(bot)
     assert sorted(stored) == sorted([STANDARD_ID, "chatcmpl-second", "chatcmpl-third"])
     assert_standard_row(stored[STANDARD_ID])
@@ -120,7 +122,7 @@ async def test_standard_sample_as_ndjson_with_json_content_type(bot):
 
 async def test_legacy_v1_batch_with_unknown_email_stays_unlinked(bot, fake_slack):
     status, body = await post(bot, LEGACY_BATCH)
-    assert (status, body) == (200, {"accepted": 1, "duplicates": 0, "rejected": []})
+    assert (status, body) == (200, {"accepted": 1, "duplicates": 0, **NO_SKIPS, "rejected": []})
     await bot.services.identities.drain()
     stored = await events(bot)
     row = stored[LEGACY_ID]
@@ -166,7 +168,7 @@ async def test_legacy_v1_batch_with_known_email_is_linked(bot, fake_slack):
 async def test_call_without_a_user_is_stored_under_key_or_unattributed(bot, meta, expected):
     rec = standard(id="no-user-call", end_user="", **{f"meta_{k}": v for k, v in meta.items()})
     status, body = await post(bot, [rec])
-    assert (status, body) == (200, {"accepted": 1, "duplicates": 0, "rejected": []})
+    assert (status, body) == (200, {"accepted": 1, "duplicates": 0, **NO_SKIPS, "rejected": []})
     rows = await bot.sql("SELECT event_id, user_key FROM usage_events")
     assert rows == [("no-user-call", expected)]
     assert await bot.sql("SELECT user_key, events FROM usage_monthly") == [(expected, 1)]
@@ -224,8 +226,8 @@ async def test_same_batch_sent_twice_counts_once(bot):
     batch.append(copy.deepcopy(LEGACY_BATCH[0]))
     first = await post(bot, batch)
     second = await post(bot, batch)
-    assert first == (200, {"accepted": 6, "duplicates": 0, "rejected": []})
-    assert second == (200, {"accepted": 0, "duplicates": 6, "rejected": []})
+    assert first == (200, {"accepted": 6, "duplicates": 0, **NO_SKIPS, "rejected": []})
+    assert second == (200, {"accepted": 0, "duplicates": 6, **NO_SKIPS, "rejected": []})
     assert len(await events(bot)) == 6
     totals = await rollup_totals(bot)
     assert set(totals.values()) == {(6, 1500 + 1830, 5 * 20 + 212, Decimal("0.05") + Decimal("0.0004017"))}
@@ -284,7 +286,7 @@ async def test_no_credentials_is_401(bot):
 
 async def test_standard_webhooks_signature_is_accepted_too(bot):
     status, body = await bot.post_usage([STANDARD], path="/webhooks/litellm")  # signed, no bearer
-    assert (status, body) == (200, {"accepted": 1, "duplicates": 0, "rejected": []})
+    assert (status, body) == (200, {"accepted": 1, "duplicates": 0, **NO_SKIPS, "rejected": []})
     assert list(await events(bot)) == [STANDARD_ID]
 
 

@@ -6,7 +6,9 @@ ingest hot path, and each failure must name the field in words a sender can act 
 
 from __future__ import annotations
 
+import json
 import math
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -21,6 +23,9 @@ MAX_BODY_BYTES = 5 * 1024 * 1024
 MAX_METADATA_BYTES = 4096
 MAX_FUTURE = timedelta(minutes=5)
 MAX_TOKENS = 2**63 - 1
+# PostgreSQL text cannot hold NUL, and a lone UTF-16 surrogate is not text at all (no UTF-8
+# encoding): either would fail the whole batch at insert time, so the event is refused up front.
+_NOT_TEXT = re.compile("[\x00\ud800-\udfff]")
 NDJSON_TYPES = ("application/x-ndjson", "application/jsonl", "application/json-lines", "application/ndjson")
 
 
@@ -41,6 +46,7 @@ class UsageRecord:
     reasoning_tokens: int
     cost_usd: Decimal | None
     metadata: dict[str, Any] | None
+    cache_hit: bool = False  # served from a gateway's cache: no provider tokens, no cost
 
 
 class TooManyEvents(BodyError):
@@ -55,8 +61,8 @@ def parse_body(body: bytes, *, ndjson: bool) -> list[Any]:
             if not line.strip():
                 continue
             try:
-                events.append(orjson.loads(line))
-            except orjson.JSONDecodeError as exc:
+                events.append(_loads(line))
+            except ValueError as exc:
                 raise BodyError(f"line {number} is not valid JSON: {exc}") from None
             if len(events) > MAX_EVENTS:
                 raise TooManyEvents(f"more than {MAX_EVENTS} events in one request")
@@ -64,8 +70,8 @@ def parse_body(body: bytes, *, ndjson: bool) -> list[Any]:
             raise BodyError("the body holds no events")
         return events
     try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
+        data = _loads(body)
+    except ValueError as exc:
         raise BodyError(f"body is not valid JSON: {exc}") from None
     if isinstance(data, dict) and "events" in data:
         data = data["events"]
@@ -80,6 +86,19 @@ def parse_body(body: bytes, *, ndjson: bool) -> list[Any]:
     if len(data) > MAX_EVENTS:
         raise TooManyEvents(f"{len(data)} events in one request; at most {MAX_EVENTS}")
     return data
+
+
+def _loads(text: bytes) -> Any:
+    """orjson, and the standard library for what orjson refuses but is still JSON: a lone
+    surrogate escape or an integer past 64 bits, so that only the event holding it is refused."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        first_error = exc
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError):
+        raise ValueError(str(first_error)) from None
 
 
 class EventError(ValueError):
@@ -97,6 +116,8 @@ def validate_event(raw: Any, now: datetime) -> UsageRecord:
         raise EventError("id: required, a non-empty string")
     if len(event_id) > 200:
         raise EventError("id: at most 200 characters")
+    if _NOT_TEXT.search(event_id):
+        raise EventError("id: contains a NUL character or a lone surrogate")
     occurred_at = _timestamp(raw.get("timestamp"), now)
     subject = _string(raw, "user", 320, required=True)
     model = _string(raw, "model", 200, required=True)
@@ -112,6 +133,8 @@ def validate_event(raw: Any, now: datetime) -> UsageRecord:
     if metadata is not None:
         if not isinstance(metadata, dict):
             raise EventError("metadata: must be a JSON object")
+        if not _plain_text(metadata):
+            raise EventError("metadata: contains a NUL character or a lone surrogate")
         try:
             size = len(orjson.dumps(metadata, default=str))
         except TypeError:
@@ -132,7 +155,21 @@ def validate_event(raw: Any, now: datetime) -> UsageRecord:
         reasoning_tokens=reasoning,
         cost_usd=_cost(raw.get("cost_usd")),
         metadata=metadata or None,
+        cache_hit=raw.get("_cache_hit") is True,
     )
+
+
+def _plain_text(value: Any, depth: int = 0) -> bool:
+    """No NUL and no lone surrogate in any key or string of a (small, size-checked) JSON value."""
+    if isinstance(value, str):
+        return not _NOT_TEXT.search(value)
+    if depth > 32:
+        return True  # deeper than any real metadata: orjson.dumps below refuses a surrogate there
+    if isinstance(value, dict):
+        return all(_plain_text(k, depth + 1) and _plain_text(v, depth + 1) for k, v in value.items())
+    if isinstance(value, list):
+        return all(_plain_text(v, depth + 1) for v in value)
+    return True
 
 
 def _string(raw: dict, key: str, limit: int, *, required: bool = False) -> str | None:
@@ -148,6 +185,8 @@ def _string(raw: dict, key: str, limit: int, *, required: bool = False) -> str |
         raise EventError(f"{key}: required, a non-empty string")
     if len(value) > limit:
         raise EventError(f"{key}: at most {limit} characters")
+    if _NOT_TEXT.search(value):
+        raise EventError(f"{key}: contains a NUL character or a lone surrogate")
     return value or None
 
 
@@ -158,9 +197,9 @@ def _tokens(raw: dict, key: str, *, required: bool = False) -> int:
             raise EventError(f"{key}: required, an integer >= 0")
         return 0
     if type(value) is not int:  # bool is an int subclass; floats like 1.0 are refused too
-        raise EventError(f"{key}: must be an integer >= 0 (got {value!r})")
+        raise EventError(f"{key}: must be an integer >= 0 (got {_show(value)})")
     if value < 0:
-        raise EventError(f"{key}: must be >= 0 (got {value})")
+        raise EventError(f"{key}: must be >= 0 (got {_show(value)})")
     if value > MAX_TOKENS:
         raise EventError(f"{key}: too large for a 64-bit count")
     return value
@@ -172,20 +211,27 @@ def _timestamp(value: Any, now: datetime) -> datetime:
     if isinstance(value, bool):
         raise EventError("timestamp: must be RFC 3339 with an offset or Unix seconds")
     if isinstance(value, int | float | Decimal):
-        if not math.isfinite(float(value)):
+        try:
+            seconds = float(value)
+        except OverflowError:  # an integer of hundreds of digits
+            seconds = math.inf
+        if not math.isfinite(seconds):
             raise EventError("timestamp: must be a finite number of Unix seconds")
         try:
-            moment = datetime.fromtimestamp(float(value), UTC)
+            moment = datetime.fromtimestamp(seconds, UTC)
         except (OverflowError, OSError, ValueError):
-            raise EventError(f"timestamp: {value} is out of range for Unix seconds") from None
+            raise EventError(f"timestamp: {_show(value)} is out of range for Unix seconds") from None
     elif isinstance(value, str):
         try:
             moment = datetime.fromisoformat(value)
         except ValueError:
-            raise EventError(f"timestamp: {value!r} is not RFC 3339 (like 2026-11-20T14:03:11Z)") from None
+            raise EventError(f"timestamp: {_show(value)} is not RFC 3339 (like 2026-11-20T14:03:11Z)") from None
         if moment.tzinfo is None:
-            raise EventError(f"timestamp: {value!r} has no UTC offset (add Z or +00:00)")
-        moment = moment.astimezone(UTC)
+            raise EventError(f"timestamp: {_show(value)} has no UTC offset (add Z or +00:00)")
+        try:
+            moment = moment.astimezone(UTC)
+        except (OverflowError, ValueError):  # 9999-12-31T23:59:59-01:00 is past year 9999 in UTC
+            raise EventError(f"timestamp: {_show(value)} is out of range") from None
     else:
         raise EventError("timestamp: must be RFC 3339 with an offset or Unix seconds")
     if moment > now + MAX_FUTURE:
@@ -193,6 +239,12 @@ def _timestamp(value: Any, now: datetime) -> datetime:
     if moment.year < 2000:
         raise EventError(f"timestamp: {moment.isoformat()} is before the year 2000")
     return moment
+
+
+def _show(value: Any) -> str:
+    """A sent value for an error message, cut short: answers and logs never echo a huge field."""
+    text = repr(value)
+    return text if len(text) <= 60 else f"{text[:40]}... ({len(text)} characters)"
 
 
 def _cost(value: Any) -> Decimal | None:
@@ -205,9 +257,9 @@ def _cost(value: Any) -> Decimal | None:
         # i.e. the literal the sender wrote for any sane amount.
         cost = Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
     except InvalidOperation:
-        raise EventError(f"cost_usd: {value!r} is not a number") from None
+        raise EventError(f"cost_usd: {_show(value)} is not a number") from None
     if not cost.is_finite() or cost < 0:
-        raise EventError(f"cost_usd: must be a finite number >= 0 (got {value!r})")
+        raise EventError(f"cost_usd: must be a finite number >= 0 (got {_show(value)})")
     if cost > Decimal(1_000_000):
-        raise EventError(f"cost_usd: {value!r} is implausibly large for one event (over $1,000,000)")
+        raise EventError(f"cost_usd: {_show(value)} is implausibly large for one event (over $1,000,000)")
     return cost

@@ -6,8 +6,9 @@ import hmac
 
 from aiohttp import web
 
-from bot.limits import limits_for
-from handlers.http.webhooks import SERVICES, error
+from bot.limits import SlackUnavailable, limits_for
+from handlers.http.common import error, header_text, refuse
+from handlers.http.webhooks import SERVICES
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -21,11 +22,17 @@ async def limits(request: web.Request) -> web.Response:
     token = services.settings.api_token
     if not token:
         return error(401, "the API is disabled: set TOKENBOT_API_TOKEN")
-    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    scheme, _, given = (header_text(request, "Authorization") or "").partition(" ")
     if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
-        return error(401, "missing or wrong Authorization: Bearer <TOKENBOT_API_TOKEN>")
+        return refuse(request, 401, "missing or wrong Authorization: Bearer <TOKENBOT_API_TOKEN>")
     user = request.match_info["user"]
-    answer = await limits_for(services, user)
+    if len(user) > 320 or not user.isprintable():
+        return error(400, "{user} must be a Slack user id, an email or an external id")
+    try:
+        answer = await limits_for(services, user)
+    except SlackUnavailable:
+        return error(503, f"{user} is not known yet and Slack could not be asked; try again shortly",
+                     headers={"Retry-After": "30"})
     if answer is None:
         return error(404, f"unknown user: {user}")
     return web.json_response(answer)
