@@ -204,12 +204,16 @@ ADVICE = {
 }
 
 
-async def report_to_admins(services: Services, sub: Subscription, first: date, error: str) -> None:
+def report_to_admins_text(sub: Subscription, first: date, error: str) -> str:
     code = error if error in ADVICE else None
     what = "weekly" if sub.period == "week" else "daily"
-    text = (f":warning: The {what} AI spend digest for <#{sub.channel}> ({first:%a %-d %b}) could not be "
+    return (f":warning: The {what} AI spend digest for <#{sub.channel}> ({first:%a %-d %b}) could not be "
             f"posted: `{error}`. " + (ADVICE[code] if code else "Slack kept failing; the next digest will try "
                                       "again. Check the logs of `tokenbot serve`."))
+
+
+async def report_to_admins(services: Services, sub: Subscription, first: date, error: str) -> None:
+    text = report_to_admins_text(sub, first, error)
     if not services.settings.admins:
         log.error("no admins configured to tell: %s", text)
     for admin in services.settings.admins:
