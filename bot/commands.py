@@ -229,8 +229,8 @@ async def budget_command(services: Services, viewer: str, args: tuple[str, ...])
 # -- admin ------------------------------------------------------------------------------------------
 
 ADMIN_USAGE = {
-    "admin set-budget": "`/tokens admin set-budget @person <amount>`, e.g. `/tokens admin set-budget @ada 500`",
-    "admin link": "`/tokens admin link <external-id> @person`, e.g. `/tokens admin link key_live_abc @ada`",
+    "admin set-budget": "`/tokens admin set-budget @person &lt;amount&gt;`, e.g. `/tokens admin set-budget @ada 500`",
+    "admin link": "`/tokens admin link &lt;external-id&gt; @person`, e.g. `/tokens admin link key_live_abc @ada`",
     "admin approver": "`/tokens admin approver @person @approver`",
     "admin digest": "`/tokens admin digest #channel HH:MM`, e.g. `/tokens admin digest #ai-spend 09:00`",
 }

@@ -22,8 +22,9 @@ from bot import card_builder, home_builder
 from bot.approvals import messaging, service
 from bot.approvals.builder import audit_history, request_view
 from bot.budgets import budget_statuses, forecast, trailing_spend
+from bot.card_builder import limits_enforced
 from bot.charts import render_png
-from bot.clock import month_key, month_label
+from bot.clock import month_key, month_label, month_last_day
 from bot.commands import link_identity, set_budget
 from bot.config import SLACK_USER_ID
 from bot.digests.builder import build_chart, build_digest
@@ -37,7 +38,7 @@ from bot.views.answers import render
 from bot.views.approval_forms import DecisionContext, amount_modal, deny_modal, request_modal
 from bot.views.approval_notices import RequesterNotice, notice_blocks, notice_fallback
 from bot.views.audit import audit_blocks, audit_fallback
-from bot.views.digest import digest_blocks, fallback_text
+from bot.views.digest import details_blocks, details_fallback, digest_blocks, fallback_text
 from bot.views.help import HelpView
 from bot.views.home import home_view
 from storage import queries
@@ -111,8 +112,9 @@ async def write_shots(services: Services, out: Path, people: list[tuple[str, str
     await _approvals(services, shots, candidates)
     shots.write("home-first-run", home_view(await home_builder.build_home(services, NEWCOMER[0])))
 
-    # admin notices: answers to admin commands, and the DM when a digest cannot be posted
+    # admin notices: answers to admin commands, the DM when a digest cannot be posted, their App Home
     admin = settings.admins[0]
+    shots.write("home-admin", home_view(await home_builder.build_home(services, admin)))
     shots.ephemeral("admin-set-budget", await set_budget(services, admin, candidates[-1], Decimal(200)))
     shots.ephemeral("admin-link", await link_identity(services, admin, "key_ci_<nightly>&co", candidates[-1]))
     text = report_to_admins_text(Subscription(DIGEST_CHANNEL, time(9)), today, "not_in_channel")
@@ -134,6 +136,8 @@ async def _digests(services: Services, shots: Shots, today) -> None:
         view = await build_digest(services, sub, first, last)
         name = "digest-daily" if period == "day" else "digest-weekly"
         shots.message(name, DIGEST_CHANNEL, fallback_text(view), digest_blocks(view))
+        shots.message(f"{name}-thread", DIGEST_CHANNEL, details_fallback(view), details_blocks(view),
+                      thread_ts="1700000000.000200")
         chart = await build_chart(services, sub, view.last)
         shots.images[f"chart-{'daily' if period == 'day' else 'weekly'}.png"] = await asyncio.to_thread(
             render_png, chart)
@@ -149,7 +153,8 @@ async def _alerts(services: Services, shots: Shots, user: str) -> None:
     names = await display_names(services, [user])
     outlook = forecast(status, week, today)
     common = dict(user=user, name=names[user], limit_usd=status.limit_usd, month_label=month_label(status.period),
-                  resets_on=status.resets_on, pace_per_day=outlook.pace_per_day)
+                  resets_on=status.resets_on, pace_per_day=outlook.pace_per_day, month_end=month_last_day(today),
+                  enforced=limits_enforced(services.settings))
     for share, threshold, name in ((Decimal("0.99"), Decimal("0.8"), "alert-99"),
                                    (Decimal("1.08"), Decimal("1.0"), "alert-108")):
         spent = (status.limit_usd * share).quantize(Decimal("0.01"))
@@ -187,7 +192,6 @@ async def _approvals(services: Services, shots: Shots, candidates: list[str]) ->
     shots.write("modal-request", request_modal(services.settings.max_request_usd))
     shots.write("modal-approve-amount", amount_modal(ctx))
     shots.write("modal-deny", deny_modal(ctx))
-    shots.write("home-approver", home_view(await home_builder.build_home(services, approver)))
 
     decided = await service.decide(services, ids["approved"], approver, approve=True)
     shown = await messaging.after_decision(services, ids["approved"], decided=decided)
@@ -196,6 +200,7 @@ async def _approvals(services: Services, shots: Shots, candidates: list[str]) ->
                                    note="Let's review the eval plan first")
     _decided_shots(shots, "denied", approver, await messaging.after_decision(services, ids["denied"],
                                                                              decided=decided))
+    shots.write("home-approver", home_view(await home_builder.build_home(services, approver)))  # two still wait
     await service.expire(services, ids["expired"], services.clock.now())
     _decided_shots(shots, "expired", approver, await messaging.after_decision(services, ids["expired"]))
 
@@ -204,5 +209,6 @@ def _decided_shots(shots: Shots, outcome: str, approver: str, shown: messaging.A
     view = shown.approver_view
     shots.message(f"approval-{outcome}", approver, approval_views.approval_fallback(view),
                   approval_views.approval_blocks(view))
-    shots.message(f"requester-{outcome}", view.requester, notice_fallback(shown.notice), notice_blocks(shown.notice))
+    shots.message(f"requester-{outcome}", view.requester, notice_fallback(shown.notice), notice_blocks(shown.notice),
+                  thread_ts="1700000000.000300", reply_broadcast=True)
 

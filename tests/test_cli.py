@@ -293,7 +293,8 @@ SURFACES = (
     "alert-99", "alert-108", "alert-forecast", "alert-approver", "approval-pending", "approval-approved",
     "approval-denied", "approval-expired", "approval-reminder", "requester-submitted", "requester-approved",
     "requester-denied", "requester-expired", "modal-request", "modal-approve-amount", "modal-deny", "home-approver",
-    "home-first-run", "audit", "admin-set-budget", "admin-link", "admin-digest-failed",
+    "home-first-run", "home-admin", "audit", "admin-set-budget", "admin-link", "admin-digest-failed",
+    "digest-daily-thread", "digest-weekly-thread",
 )
 
 

@@ -8,8 +8,8 @@ from decimal import Decimal
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.budgets import TREND_DAYS, BudgetStatus, budget_status, forecast
-from bot.clock import month_label
+from bot.budgets import BudgetStatus, budget_status, forecast
+from bot.clock import month_label, month_last_day
 from bot.people import display_names
 from bot.services import Services
 from bot.views import approvals as views
@@ -30,9 +30,9 @@ async def build_view(services: Services, session: AsyncSession, request: BudgetR
     today = clock.today()
     if status is None:
         status = await budget_status(session, services.settings, clock, request.requester, day=today)
-    days = dict(await queries.person_days(session, request.requester, today - timedelta(days=TREND_DAYS - 1), today))
-    trend = tuple(days[day].cost_usd if day in days else ZERO
-                  for day in (today - timedelta(days=back) for back in range(TREND_DAYS - 1, -1, -1)))
+    days = dict(await queries.person_days(session, request.requester, today - timedelta(days=13), today))
+    last7 = sum((t.cost_usd for d, t in days.items() if d > today - timedelta(days=7)), ZERO)
+    prev7 = sum((t.cost_usd for d, t in days.items() if d <= today - timedelta(days=7)), ZERO)
     if request.status == "pending":
         limit_before, limit_after = status.limit_usd, status.limit_usd + request.amount_usd
     elif limits is not None:
@@ -41,7 +41,6 @@ async def build_view(services: Services, session: AsyncSession, request: BudgetR
         details = await approvals_repo.decision_details(session, request.id)
         limit_before = Decimal(details.get("limit_before_usd", status.limit_usd))
         limit_after = Decimal(details.get("limit_after_usd", limit_before))
-    last7 = sum(trend[-7:], ZERO)
     tz = clock.tz
     return views.RequestView(
         id=request.id,
@@ -58,9 +57,9 @@ async def build_view(services: Services, session: AsyncSession, request: BudgetR
         limit_usd=limit_before,
         limit_after_usd=limit_after,
         projected_usd=forecast(status, last7, today).projected_month_end,
-        trend=trend,
         last7_usd=last7,
-        prev7_usd=sum(trend[:7], ZERO),
+        prev7_usd=prev7,
+        month_end=month_last_day(today),
         granted_usd=request.granted_usd,
         decided_by=request.decided_by,
         decided_at=request.decided_at.astimezone(tz) if request.decided_at else None,

@@ -2,7 +2,8 @@
 
 Each approver DM is stored (channel, ts) in `budget_requests.messages`, so any process can
 `chat.update` it; entries are marked with the state they show (`shown`), and the sweep job
-(jobs.py) repairs what a crashed process left undone. At the reminder, `default_approvers`
+(jobs.py) repairs what a crashed process left undone. The requester's outcome DM is a reply in
+the thread of their "your request went to …" DM, broadcast to the conversation. At the reminder, `default_approvers`
 get the full message with buttons; the first approvers get a reminder in their DM's thread.
 Refusals and "already decided by …" go to the clicker only (`tell`).
 """
@@ -127,8 +128,11 @@ async def after_decision(services: Services, request_id: int, *,
                     continue  # retried by the sweep
             marks[(entry["channel"], entry["ts"])] = view.status
         new_entries = []
-        if not told:
-            posted = await post(services, view.requester, notice_fallback(notice), notice_blocks(notice))
+        if not told:  # in the thread of "your request went to …", broadcast so the DM shows it too
+            parent = next((e for e in entries if e.get("role") == "requester"), None)
+            thread = {"thread_ts": parent["ts"], "reply_broadcast": True} if parent else {}
+            posted = await post(services, parent["channel"] if parent else view.requester, notice_fallback(notice),
+                                notice_blocks(notice), **thread)
             if posted:
                 new_entries.append({"role": "outcome", "user": view.requester, **posted})
         if marks or new_entries:

@@ -19,6 +19,9 @@ FIELD_TEXT = 2000
 HEADER_TEXT = 150
 BUTTON_TEXT = 75
 CONTEXT_ELEMENTS = 10
+FIELDS_PER_SECTION = 10
+TABLE_ROWS = 100
+TABLE_COLUMNS = 20
 
 
 def escape(text: str) -> str:
@@ -57,7 +60,21 @@ def section(text: str, *, accessory: Block | None = None, block_id: str | None =
 
 def fields(pairs: list[str]) -> Block:
     """A section of up to 10 two-column fields."""
-    return {"type": "section", "fields": [{"type": "mrkdwn", "text": clip(p, FIELD_TEXT)} for p in pairs[:10]]}
+    return {"type": "section",
+            "fields": [{"type": "mrkdwn", "text": clip(p, FIELD_TEXT)} for p in pairs[:FIELDS_PER_SECTION]]}
+
+
+def table(rows: list[list[str]], *, align: list[str], wrap: list[bool] | None = None) -> Block:
+    """A table block (messages only, one per message): plain cells, the first row a header by convention.
+
+    Slack's limits: up to 100 rows of up to 20 cells; a raw_text cell may not be empty, so "–" stands in."""
+    settings = [{"align": a, **({"is_wrapped": True} if wrap and wrap[i] else {})} for i, a in enumerate(align)]
+    return {
+        "type": "table",
+        "column_settings": settings[:TABLE_COLUMNS],
+        "rows": [[{"type": "raw_text", "text": cell or "–"} for cell in row[:TABLE_COLUMNS]]
+                 for row in rows[:TABLE_ROWS]],
+    }
 
 
 def context(*texts: str) -> Block:
@@ -69,8 +86,11 @@ def divider() -> Block:
 
 
 def button(text: str, action_id: str, *, value: str | None = None, style: str | None = None,
-           confirm: dict[str, Any] | None = None) -> Block:
+           confirm: dict[str, Any] | None = None, label: str | None = None) -> Block:
+    """`label` is what a screen reader says instead of the short visible text (75 chars)."""
     element: Block = {"type": "button", "text": plain(text, BUTTON_TEXT), "action_id": action_id}
+    if label:
+        element["accessibility_label"] = clip(label, 75)
     if value is not None:
         element["value"] = clip(value, 2000)
     if style in ("primary", "danger"):
