@@ -357,5 +357,6 @@ async def set_digest(services: Services, actor: str, channel: str, local_time: s
         )
         audit_repo.add_audit(session, at=now, actor=actor, action="set_digest", subject=None, channel=channel,
                                  local_time=local_time, period="day")
-    return Notice(f"A daily digest will be posted in <#{channel}> at {local_time} "
-                  f"({services.settings.timezone.key}), covering the day before.")
+    zone = services.settings.timezone.key
+    place = f"{zone.rsplit('/', 1)[-1].replace('_', ' ')} time" if "/" in zone else zone
+    return Notice(f"A daily digest will be posted in <#{channel}> at {local_time} {place}, covering the day before.")

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.budgets import BudgetStatus, budget_status, forecast
 from bot.clock import month_label, month_last_day
-from bot.people import display_names
+from bot.people import resolve_names
 from bot.services import Services
 from bot.views import approvals as views
 from bot.views.audit import AuditLine
@@ -74,12 +74,19 @@ def people_of(request: BudgetRequest) -> list[str]:
     return [request.requester, *(request.approvers or ()), *([request.decided_by] if request.decided_by else [])]
 
 
+async def known_names(services: Services, users) -> dict[str, str]:
+    """Display names of these people, asking Slack (users.info, cached) for the ones not known yet;
+    people Slack cannot name are left out (views mention them instead)."""
+    return {k: v for k, v in (await resolve_names(services, list(users))).items() if v}
+
+
 async def request_view(services: Services, request_id: int, **kwargs) -> views.RequestView | None:
     async with services.db.session() as session:
         request = await approvals_repo.get_request(session, request_id)
-        if request is None:
-            return None
-        names = await display_names(services, people_of(request))
+    if request is None:
+        return None
+    names = await known_names(services, people_of(request))
+    async with services.db.session() as session:
         return await build_view(services, session, request, names, **kwargs)
 
 
@@ -87,9 +94,10 @@ async def pending_for(services: Services, approver: str) -> list[views.RequestVi
     """Pending requests this person is an approver of (App Home), oldest first."""
     async with services.db.session() as session:
         rows = [r for r in await approvals_repo.pending_requests(session) if approver in (r.approvers or [])]
-        if not rows:
-            return []
-        names = await display_names(services, [p for r in rows for p in (r.requester, *r.approvers)])
+    if not rows:
+        return []
+    names = await known_names(services, [p for r in rows for p in (r.requester, *r.approvers)])
+    async with services.db.session() as session:
         return [await build_view(services, session, r, names) for r in rows]
 
 

@@ -17,9 +17,8 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from bot import outbox
-from bot.approvals.builder import build_view, people_of, request_view
+from bot.approvals.builder import build_view, known_names, people_of, request_view
 from bot.approvals.service import DecisionResult
-from bot.people import display_names
 from bot.services import Services
 from bot.views import approvals as views
 from bot.views.approval_forms import notice_modal
@@ -103,11 +102,14 @@ async def after_decision(services: Services, request_id: int, *,
     `decided` (from `service.decide`) carries the decided row, the budget and the limits, so a
     click reads nothing again; without it (expiry, repair, auto-approval) the row is read here."""
     outbox.kick(services)
+    request = decided.request if decided is not None else None
+    if request is None:
+        async with services.db.session() as session:
+            request = await approvals_repo.get_request(session, request_id)
+    if request is None or request.status == "pending":
+        return None
+    names = await known_names(services, people_of(request))
     async with services.db.session() as session:
-        request = decided.request if decided is not None else await approvals_repo.get_request(session, request_id)
-        if request is None or request.status == "pending":
-            return None
-        names = await display_names(services, people_of(request))
         view = await build_view(services, session, request, names,
                                 status=decided.status if decided else None, limits=decided.limits if decided else None)
     notice = RequesterNotice(view.status, view)

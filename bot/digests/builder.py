@@ -13,7 +13,7 @@ from bot.charts import OTHER_MODELS, OTHERS, ChartSeries, DailyChart
 from bot.clock import month_key, month_last_day
 from bot.digests.periods import Subscription
 from bot.identities import is_slack_user_id
-from bot.people import display_names, fetch_person
+from bot.people import resolve_names
 from bot.services import Services
 from bot.views.digest import (
     MOVERS_SHOWN,
@@ -191,25 +191,6 @@ def find_anomalies(
             found.append(AnomalyRow(key, None, day, cost, median, is_slack_user_id(key)))
     found.sort(key=lambda a: (-a.cost_usd, a.user_key, a.day))
     return found
-
-
-async def resolve_names(services: Services, keys: list[str]) -> dict[str, str | None]:
-    """Display names for Slack ids: the people cache, then users.info (cached) for unknown ones."""
-    people = sorted({k for k in keys if is_slack_user_id(k)})
-    if not people:
-        return {}
-    known = await display_names(services, people)
-    names: dict[str, str | None] = {k: (v if v and v != k else None) for k, v in known.items()}
-    if services.slack is not None:
-        for key in [k for k, v in names.items() if v is None]:
-            try:
-                person = await fetch_person(services, key)
-            except Exception:  # a name is nice to have; the digest goes out without it
-                log.debug("users.info failed for %s", key, exc_info=True)
-                continue
-            if person is not None and person.display_name:
-                names[key] = person.display_name
-    return names
 
 
 async def build_chart(services: Services, sub: Subscription, last: date) -> DailyChart:

@@ -108,8 +108,13 @@ def alert_text(view: BudgetAlertView) -> str:
     return "\n".join(lines)
 
 
+def _known_name(view: BudgetAlertView) -> str:
+    """Their display name, or a mention (Slack shows the name) when tokenbot does not know it."""
+    return view.name if view.name and view.name != view.user else mention(view.user)
+
+
 def approver_alert_fallback(view: BudgetAlertView) -> str:
-    return _headline(view, whose="their", subject=view.name)
+    return _headline(view, whose="their", subject=_known_name(view))
 
 
 def approver_alert_blocks(view: BudgetAlertView) -> list[Block]:

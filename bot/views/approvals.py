@@ -175,7 +175,9 @@ def _week_words(view: RequestView) -> str:
 
 
 def _who_asks(view: RequestView) -> str:
-    """The header: plain text, the requester's display name."""
+    """The header: plain text (no mentions there), the requester's display name when known."""
+    if view.requester not in view.names:
+        return f"{'Request' if view.pending else 'Requested'}: {money(view.amount_usd)} more"
     verb = "asks" if view.pending else "asked"
     return f"{view.name(view.requester)} {verb} for {money(view.amount_usd)} more"
 

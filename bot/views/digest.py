@@ -251,6 +251,8 @@ def _summary(view: DigestView) -> str:
         parts.append(f"{plural(len(view.over_budget), 'person', 'people')} past 80% of budget")
     if view.anomalies:
         parts.append(plural(len(view.anomalies), "unusual day"))
+    if view.privacy == "anonymous":
+        parts.append("names hidden (privacy setting)")
     return " · ".join(parts)
 
 
@@ -317,15 +319,9 @@ def digest_blocks(view: DigestView) -> list[Block]:
         blocks.append(section(movers))
     if view.privacy != "off" and view.leaderboard:
         blocks.append(_leader_table(view.leaderboard[:CHANNEL_TOP], view))
-    summary = _summary(view)
-    more = " · details and chart in the thread" if has_details(view) else ""
-    blocks.append(context(f"{summary}{more}" if summary else more.removeprefix(" · ").capitalize(),
-                          as_of_text(view, slack=True)))
+    summary = " · ".join(part for part in (_summary(view), "details and chart in the thread") if part)
+    blocks.append(context(summary[0].upper() + summary[1:], as_of_text(view, slack=True)))
     return fit(blocks)
-
-
-def has_details(view: DigestView) -> bool:
-    return not view.quiet
 
 
 def details_fallback(view: DigestView) -> str:

@@ -57,8 +57,11 @@ def _unknown_line(view: HelpView, *, slack: bool) -> str | None:
 
 
 def help_fallback(view: HelpView) -> str:
-    line = _unknown_line(view, slack=False)
-    return line.rstrip(":") + " (see /tokens help)" if line else "tokenbot: /tokens commands"
+    """The notification text: no markup, the unknown word escaped (Slack parses this text too)."""
+    if view.unknown is None:
+        return "tokenbot: /tokens commands"
+    word = view.unknown if len(view.unknown) <= 40 else view.unknown[:39] + "…"
+    return f"I don't know “{escape(word)}”. Here is what I can do (see /tokens help)"
 
 
 def help_blocks(view: HelpView) -> list[Block]:
