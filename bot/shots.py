@@ -165,8 +165,9 @@ async def _alerts(services: Services, shots: Shots, user: str) -> None:
             shots.message("alert-approver", "U0APPROVER", alert_views.approver_alert_fallback(view),
                           alert_views.approver_alert_blocks(view))
     spent = (status.limit_usd * Decimal("0.6")).quantize(Decimal("0.01"))
+    runs_out = min(today + timedelta(days=2), month_last_day(today))  # forecasts only fire within the month
     view = alert_views.BudgetAlertView(kind="forecast", threshold=None, spent_usd=spent,
-                                       projected_usd=spent * 2, runs_out_on=today + timedelta(days=9), **common)
+                                       projected_usd=spent * 2, runs_out_on=runs_out, **common)
     shots.message("alert-forecast", user, alert_views.alert_fallback(view), alert_views.alert_blocks(view))
 
 

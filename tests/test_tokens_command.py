@@ -117,7 +117,7 @@ async def test_me_card_matches_the_ledger(tbot):
     # the month's breakdown in small print: 1,033,000 input (4,000 cached), 735,200 output (1,000 reasoning)
     assert "1.77M tokens this month: 1.03M input (4K cached), 735K output (1K reasoning)" in text
     assert "#2 of 3 people" in text
-    assert "Top models: gpt-4o $31.75, claude-sonnet-4-5 $2.50" in text
+    assert "*Top model*\ngpt-4o · $31.75" in text and "then claude-sonnet-4-5 $2.50" in text
     [button] = buttons(answer)
     assert (button["action_id"], button["value"]) == ("request_budget", "U0ADA")
     assert answer["text"] == "$34.25 spent, $165.75 left of your $200 November budget (17%)"

@@ -166,6 +166,13 @@ def _models_line(view: CardView, *, slack: bool) -> str | None:
                                       for m in view.top_models)
 
 
+def _top_model(view: CardView) -> str:
+    if not view.top_models:
+        return "none yet"
+    top = view.top_models[0]
+    return f"{escape(top.model)} · {money(top.cost_usd)}"
+
+
 def _rank_text(view: CardView) -> str:
     if view.rank is None:
         return "not ranked: no spend yet"
@@ -213,13 +220,15 @@ def card_blocks(view: CardView, *, title: str = "Your AI spend", with_button: bo
         f"*Today*\n{_period_value(view.today)}",
         f"*Last 7 days*\n{_period_value(view.week)}\n{week_change} week on week",
         f"*Rank this month*\n{_rank_text(view)}",
-        f"*Tokens this month*\n{tokens(view.month.tokens)} in {plural(view.month.events, 'call')}",
+        f"*Top model*\n{_top_model(view)}",
     ]))
     notes = [breakdown_line(view.month)]
-    if (models := _models_line(view, slack=True)) is not None:
-        notes.append(models)
+    if len(view.top_models) > 1:
+        notes.append("then " + ", ".join(f"{escape(m.model)} {money(m.cost_usd)}" for m in view.top_models[1:]))
     if (raised := raises_line(b)) is not None:
         notes.append(raised)
+    if view.linked_ids:
+        notes.append("includes spend sent as " + ", ".join(f"`{escape(i)}`" for i in view.linked_ids[:5]))
     blocks.append(context(" · ".join(notes)))
     if view.pending is not None:
         blocks.append(section(f":hourglass_flowing_sand: {pending_line(view.pending, slack=True)}"))
@@ -229,13 +238,8 @@ def card_blocks(view: CardView, *, title: str = "Your AI spend", with_button: bo
             button("Request more budget", REQUEST_ACTION, value=view.user_id, style="primary" if urgent else None),
             block_id="card_actions",
         ))
-    footer = []
     if view.as_of is not None:
-        footer.append(f"As of {slack_moment(view.as_of)} · US dollars")
-    if view.linked_ids:
-        footer.append("Includes spend sent as " + ", ".join(f"`{escape(i)}`" for i in view.linked_ids[:5]))
-    if footer:
-        blocks.append(context(" · ".join(footer)))
+        blocks.append(context(f"As of {slack_moment(view.as_of)} · US dollars"))
     return blocks
 
 

@@ -217,7 +217,7 @@ def headline(view: DigestView, *, slack: bool) -> list[str]:
     total = f"*{money(view.cost_usd)}*" if slack else money(view.cost_usd)
     return [f"{total} on {tokens(view.tokens)} tokens · {change(view.cost_usd, view.previous_cost_usd)} on "
             f"{previous_noun(view)} · {change(view.cost_usd, view.baseline_cost_usd)} on the {view.baseline_label}",
-            f"{plural(view.people, 'person', 'people')}, {plural(view.events, 'call')} · {_month_line(view)}"]
+            f"{plural(view.people, 'person', 'people')} · {_month_line(view)}"]
 
 
 def _movers_line(view: DigestView, *, slack: bool) -> str | None:

@@ -18,6 +18,7 @@ from bot.views.card import CardView, card_blocks, card_text
 from bot.views.format import day, money
 
 HELP_LINE = "`/tokens` shows your card anywhere in Slack · `/tokens help` lists the rest"
+SHORT_HELP = "`/tokens help` lists every command"
 
 
 @dataclass(frozen=True)
@@ -63,7 +64,7 @@ def home_blocks(view: HomeView) -> list[Block]:
     blocks += card_blocks(view.card, title="Your AI spend", quiet_button=bool(first))
     for extra in rest:
         blocks += [divider(), *extra.blocks]
-    blocks.append(context(HELP_LINE))
+    blocks.append(context(SHORT_HELP))
     return fit(blocks, MAX_VIEW_BLOCKS, note="…more than fits here: see `/tokens help`")
 
 
