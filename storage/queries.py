@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 
-from sqlalchemy import and_, delete, func, or_, select
+from sqlalchemy import and_, delete, func, not_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -61,7 +61,12 @@ SLACK_USER_ID_PATTERN = r"^[UW][A-Z0-9]{2,}$"
 SLACK_USER_ID = re.compile(SLACK_USER_ID_PATTERN)
 
 
-def is_person(key_col):
+def is_person(session: AsyncSession, key_col):
+    """`key_col` is a Slack user id, matched by the database itself: SQLite's GLOB (case-sensitive, in
+    C), PostgreSQL's regular expression; SQLAlchemy's generic regexp on SQLite calls Python per row."""
+    if session.bind.dialect.name == "sqlite":
+        glob = key_col.op("GLOB", is_comparison=True)
+        return and_(glob("[UW][A-Z0-9][A-Z0-9]*"), not_(glob("*[^A-Z0-9]*")))
     return key_col.regexp_match(SLACK_USER_ID_PATTERN)
 
 
@@ -85,7 +90,7 @@ async def unlinked_month(session: AsyncSession, month: str) -> list[Ranked]:
     query = (
         select(m.user_key, m.input_tokens, m.cached_input_tokens, m.output_tokens, m.reasoning_tokens,
                m.cost_usd, m.events, m.unpriced_events)
-        .where(m.month == month, ~is_person(m.user_key))
+        .where(m.month == month, ~is_person(session, m.user_key))
         .order_by(m.cost_usd.desc(), m.user_key)
     )
     return [Ranked(r[0], _totals(r[1:])) for r in await session.execute(query)]
@@ -245,13 +250,13 @@ async def month_position(
         select(func.count())
         .where(
             other.month == m.month,
-            is_person(other.user_key),
+            is_person(session, other.user_key),
             _ahead(other.cost_usd, other.input_tokens + other.output_tokens, other.user_key, m.cost_usd,
                    m.input_tokens + m.output_tokens, m.user_key),
         )
         .scalar_subquery()
     )
-    people = select(func.count()).where(other.month == m.month, is_person(other.user_key)).scalar_subquery()
+    people = select(func.count()).where(other.month == m.month, is_person(session, other.user_key)).scalar_subquery()
     row = (await session.execute(
         select(m.input_tokens, m.cached_input_tokens, m.output_tokens, m.reasoning_tokens, m.cost_usd, m.events,
                m.unpriced_events, ahead, people)
@@ -399,7 +404,7 @@ async def standings(
         key, where = d.user_key, (d.day >= first, d.day <= last)
         cost, tokens = d.cost_usd, d.input_tokens + d.output_tokens
     everyone = (await session.execute(
-        select(func.count(func.distinct(key)), func.count(func.distinct(key)).filter(is_person(key)),
+        select(func.count(func.distinct(key)), func.count(func.distinct(key)).filter(is_person(session, key)),
                func.sum(cost), func.sum(tokens))
         .where(*where)
     )).one()
@@ -453,7 +458,7 @@ async def days_position(
     )
     ahead = await session.scalar(
         select(func.count()).select_from(per_person).where(
-            is_person(per_person.c.user_key),
+            is_person(session, per_person.c.user_key),
             _ahead(per_person.c.cost_usd, per_person.c.tokens, per_person.c.user_key, totals.cost_usd,
                    totals.tokens, user_key)
         )

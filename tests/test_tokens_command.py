@@ -440,3 +440,18 @@ async def test_a_tiny_pace_shows_no_run_out_day(tbot):
     await ingest(tbot, [usage(1, "U0BEN", local(18, 8), "0.00001", input_tokens=0, output_tokens=1)])
     text = flat(await ask(tbot, "me", user="U0BEN"))
     assert "On pace for about <$0.01 by Nov 30" in text and "runs out" not in text
+
+
+async def test_the_database_tells_people_from_unlinked_ids_as_python_does(tbot):
+    """Rankings count people in SQL (SQLite GLOB, PostgreSQL regex): the same answer as SLACK_USER_ID."""
+    from sqlalchemy import literal
+
+    from bot.config import SLACK_USER_ID
+    from storage.queries import is_person
+
+    keys = ["U0ADA", "W0XY", "U1", "u0ada", "U0AD-A", "key_live", "U0ADA@x", "ada@acme.com", "UAB", "U0Ab", "XU0ADA"]
+    async with tbot.services.db.session() as session:
+        for key in keys:
+            matched = (await session.execute(select(is_person(session, literal(key))))).scalar()
+            unmatched = (await session.execute(select(~is_person(session, literal(key))))).scalar()
+            assert bool(matched) == bool(SLACK_USER_ID.match(key)) != bool(unmatched), key
