@@ -34,7 +34,8 @@ from decimal import Decimal
 from slack_sdk.errors import SlackApiError
 
 from bot.budgets import BudgetStatus, budget_statuses, forecast
-from bot.clock import month_key, month_label
+from bot.card_builder import limits_enforced
+from bot.clock import month_key, month_label, month_last_day
 from bot.identities import is_slack_user_id
 from bot.people import display_names
 from bot.services import Services
@@ -185,7 +186,8 @@ async def check_users(
         outlook = forecasts.get(user) or forecast(status, trailing.get(user) or ZERO, today)
         common = dict(user=user, name=names.get(user, user), spent_usd=status.spent_usd, limit_usd=status.limit_usd,
                       month_label=month_label(month), resets_on=status.resets_on, pace_per_day=outlook.pace_per_day,
-                      projected_usd=outlook.projected_month_end, pending_request=pending.get(user))
+                      projected_usd=outlook.projected_month_end, pending_request=pending.get(user),
+                      month_end=month_last_day(today), enforced=limits_enforced(settings))
         if crossed:
             view = views.BudgetAlertView(kind="threshold", threshold=max(crossed), **common)
             if await _dm(services, user, views.alert_fallback(view), views.alert_blocks(view)):

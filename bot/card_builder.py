@@ -11,8 +11,11 @@ Decisions:
   trailing 7 local days' spend / 7, projected over the days left in the month; the run-out
   day is shown only when it falls within this month.
 - Rank is the caller's position in the month leaderboard (cost, then tokens, then key),
-  counted among everyone with spend this month, unlinked ids included; it is shown on the
-  card whatever the leaderboard privacy setting.
+  counted among the people with spend this month: unlinked ids (API keys, emails not yet
+  linked) are spend, listed on the leaderboard without a rank, never counted as people. It is
+  shown on the card whatever the leaderboard privacy setting.
+- "Over budget" says whether calls are refused: they are where gateways check tokenbot's
+  limits (the limits API is on, or `limit.changed` goes to LIMITS_WEBHOOK_URL).
 - "week" in `/tokens top week` is the same 7-day window as the card, not the calendar week.
 """
 
@@ -23,12 +26,14 @@ import logging
 from datetime import date, timedelta
 from decimal import Decimal
 
-from bot.budgets import TREND_DAYS, BudgetStatus, budget_status, forecast, trailing_spend
+from bot.budgets import BudgetStatus, budget_status, forecast, trailing_spend
 from bot.clock import month_first_day, month_key, month_last_day
+from bot.config import Settings
 from bot.identities import is_slack_user_id
-from bot.people import fetch_person
+from bot.people import display_names, fetch_person
 from bot.services import Services
 from bot.views.card import BudgetFigures, BudgetView, CardView, ModelLine, PendingView, PeriodFigures, card_text
+from bot.views.format import day, weekday
 from bot.views.leaderboard import LeaderboardView, LeaderRow, leaderboard_text
 from storage import queries
 from storage.approvals_repo import pending_request
@@ -47,7 +52,12 @@ def _period(label: str, first: date, last: date, days: dict[date, Measures]) -> 
     return PeriodFigures(label=label, first=first, last=last, **dataclasses.asdict(total))
 
 
-def budget_figures(status: BudgetStatus, week_spend: Decimal, today: date) -> BudgetFigures:
+def limits_enforced(settings: Settings) -> bool:
+    """Whether going over a budget refuses calls: gateways can ask the limits API, or are told by limit.changed."""
+    return bool(settings.api_token or settings.limits_webhook_url)
+
+
+def budget_figures(status: BudgetStatus, week_spend: Decimal, today: date, *, enforced: bool = False) -> BudgetFigures:
     outlook = forecast(status, week_spend, today)
     return BudgetFigures(
         **dataclasses.asdict(status),
@@ -55,34 +65,39 @@ def budget_figures(status: BudgetStatus, week_spend: Decimal, today: date) -> Bu
         projected_usd=outlook.projected_month_end,
         runs_out_on=outlook.runs_out_on,
         month_end=month_last_day(today),
+        month_label=f"{today:%B}",
+        enforced=enforced,
     )
 
 
-def _pending(services: Services, request: BudgetRequest | None) -> PendingView | None:
+async def _pending(services: Services, request: BudgetRequest | None) -> PendingView | None:
     if request is None:
         return None
+    approvers = tuple(request.approvers or ())
+    names = await display_names(services, approvers)
     return PendingView(
         id=request.id,
         amount_usd=request.amount_usd,
         scope=request.scope,
         reason=request.reason,
-        created_on=services.clock.local_day(request.created_at),
-        approvers=tuple(request.approvers or ()),
+        created_at=request.created_at.astimezone(services.clock.tz),
+        approvers=approvers,
+        approver_names=tuple(names[a] for a in approvers),
     )
 
 
 async def build_card(services: Services, user_id: str) -> CardView:
-    """The caller's card; someone with no usage gets a card of zeros."""
+    """The caller's card; someone with no usage gets the first-run card (CardView.no_usage)."""
     clock = services.clock
     now = clock.local_now()
     today = now.date()
     first = month_first_day(today)
     week_first = today - timedelta(days=6)
-    trend_first = today - timedelta(days=TREND_DAYS - 1)
+    before_first = today - timedelta(days=13)
     month = month_key(today)
     async with services.db.session() as session:
         status = await budget_status(session, services.settings, clock, user_id, day=today)
-        days = dict(await queries.person_days(session, user_id, min(first, trend_first), today))
+        days = dict(await queries.person_days(session, user_id, min(first, before_first), today))
         models = await queries.models_days(session, first, today, user_key=user_id, limit=TOP_MODELS)
         rank, _, ranked = await queries.month_position(session, month, user_id)
         pending = await pending_request(session, user_id)
@@ -97,16 +112,13 @@ async def build_card(services: Services, user_id: str) -> CardView:
         timezone=services.settings.timezone.key,
         today=_period("Today", today, today, days),
         week=week,
-        month=_period("Month to date", first, today, days),
-        budget=budget_figures(status, week.cost_usd, today),
+        month=_period("This month", first, today, days),
+        budget=budget_figures(status, week.cost_usd, today, enforced=limits_enforced(services.settings)),
         rank=rank,
         ranked=ranked or 0,
         top_models=tuple(ModelLine(m, t.tokens, t.cost_usd) for m, t in models),
-        trend=tuple(
-            (day, days[day].cost_usd if day in days else Decimal(0))
-            for day in (trend_first + timedelta(days=i) for i in range(TREND_DAYS))
-        ),
-        pending=_pending(services, pending),
+        previous_week_usd=sum((t.cost_usd for d, t in days.items() if before_first <= d < week_first), Decimal(0)),
+        pending=await _pending(services, pending),
         linked_ids=tuple(sorted(set(linked))),
     )
 
@@ -118,24 +130,26 @@ async def build_budget(services: Services, user_id: str, *, viewer: str) -> Budg
         week = await trailing_spend(session, user_id, today)
         pending = await pending_request(session, user_id)
         person = await session.get(Person, user_id)
-    approvers = (await services.approvers.resolve(user_id)).users
+    approvers = tuple((await services.approvers.resolve(user_id)).users)
+    names = await display_names(services, approvers)
     return BudgetView(
         user_id=user_id,
         name=person.display_name if person is not None else None,
         is_self=user_id == viewer,
-        budget=budget_figures(status, week, today),
-        pending=_pending(services, pending),
-        approvers=tuple(approvers),
+        budget=budget_figures(status, week, today, enforced=limits_enforced(services.settings)),
+        pending=await _pending(services, pending),
+        approvers=approvers,
+        approver_names=tuple(names[a] for a in approvers),
     )
 
 
 def _window(period: str, today: date) -> tuple[date, date, str]:
     if period == "today":
-        return today, today, f"Leaderboard: today, {today:%a} {today.day} {today:%b}"
+        return today, today, f"Top spenders today, {weekday(today)}"
     if period == "week":
         first = today - timedelta(days=6)
-        return first, today, f"Leaderboard: last 7 days, {first.day} {first:%b} – {today.day} {today:%b}"
-    return month_first_day(today), today, f"Leaderboard: {today:%B %Y} to date"
+        return first, today, f"Top spenders, last 7 days ({day(first)} – {day(today)})"
+    return month_first_day(today), today, f"Top spenders, {today:%B} so far"
 
 
 async def build_leaderboard(
@@ -161,7 +175,7 @@ async def build_leaderboard(
         keys = {caller} if privacy == "anonymous" else {r.key for _, r in board.rows}
         names = await queries.names_of(session, (k for k in keys if is_slack_user_id(k)))
 
-    def row(rank: int, key: str, totals: Measures) -> LeaderRow:
+    def row(rank: int | None, key: str, totals: Measures) -> LeaderRow:
         visible = key in keys
         return LeaderRow(
             rank=rank,
@@ -173,10 +187,10 @@ async def build_leaderboard(
             cost_usd=totals.cost_usd,
         )
 
-    rows = tuple(row(rank, r.key, r.totals) for rank, r in board.rows if rank <= top)
-    caller_row = next((row(rank, r.key, r.totals) for rank, r in board.rows if rank > top), None)
+    rows = tuple(row(rank, r.key, r.totals) for rank, r in board.rows)
+    caller_row = row(board.caller[0], caller, board.caller[1].totals) if board.caller is not None else None
     return LeaderboardView(period, title, privacy, rows, caller_row, board.people, board.total_cost,
-                           board.total_tokens)
+                           board.total_tokens, unlinked=board.unlinked)
 
 
 async def link_caller_email(services: Services, user_id: str) -> list[str]:

@@ -27,6 +27,8 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--database", default="tokenbot-demo.db", help="SQLite file for the demo (recreated)")
     demo.add_argument("--people", type=int, default=24)
     demo.add_argument("--seed", type=int, default=7)
+    demo.add_argument("--shots", type=Path, metavar="DIR",
+                      help="also write every Slack surface as Block Kit JSON (and the charts as PNG) into DIR")
     db = sub.add_parser("db", help="database commands")
     db_sub = db.add_subparsers(dest="db_command", required=True)
     db_sub.add_parser("upgrade", help="apply migrations to $DATABASE_URL")
@@ -51,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "demo":
             from bot.demo import run_demo
 
-            return run_demo(database=args.database, people=args.people, seed=args.seed)
+            return run_demo(database=args.database, people=args.people, seed=args.seed, shots=args.shots)
         settings = load_settings()
         if args.command == "serve":
             return serve(settings)

@@ -229,8 +229,8 @@ async def budget_command(services: Services, viewer: str, args: tuple[str, ...])
 # -- admin ------------------------------------------------------------------------------------------
 
 ADMIN_USAGE = {
-    "admin set-budget": "`/tokens admin set-budget @person <amount>`, e.g. `/tokens admin set-budget @ada 500`",
-    "admin link": "`/tokens admin link <external-id> @person`, e.g. `/tokens admin link key_live_abc @ada`",
+    "admin set-budget": "`/tokens admin set-budget @person &lt;amount&gt;`, e.g. `/tokens admin set-budget @ada 500`",
+    "admin link": "`/tokens admin link &lt;external-id&gt; @person`, e.g. `/tokens admin link key_live_abc @ada`",
     "admin approver": "`/tokens admin approver @person @approver`",
     "admin digest": "`/tokens admin digest #channel HH:MM`, e.g. `/tokens admin digest #ai-spend 09:00`",
 }
@@ -357,5 +357,6 @@ async def set_digest(services: Services, actor: str, channel: str, local_time: s
         )
         audit_repo.add_audit(session, at=now, actor=actor, action="set_digest", subject=None, channel=channel,
                                  local_time=local_time, period="day")
-    return Notice(f"A daily digest will be posted in <#{channel}> at {local_time} "
-                  f"({services.settings.timezone.key}), covering the day before.")
+    zone = services.settings.timezone.key
+    place = f"{zone.rsplit('/', 1)[-1].replace('_', ' ')} time" if "/" in zone else zone
+    return Notice(f"A daily digest will be posted in <#{channel}> at {local_time} {place}, covering the day before.")

@@ -178,7 +178,7 @@ async def _send_through_http(settings: Settings, services, events: list[dict]) -
     return totals
 
 
-async def _demo(database: Path, people_count: int, seed: int) -> None:
+async def _demo(database: Path, people_count: int, seed: int, shots: Path | None = None) -> None:
     rng = random.Random(seed)
     people = synthetic_people(people_count, rng)
     settings = demo_settings(database, people)
@@ -201,11 +201,17 @@ async def _demo(database: Path, people_count: int, seed: int) -> None:
         print("\n" + await render_demo_cards(services))
         print("\n" + await demo_digest_text(services))
         print("\n" + await demo_walkthrough(services))
+        if shots is not None:
+            from bot.shots import write_shots
+
+            written = await write_shots(services, shots, [(p.slack_id, p.name) for p in people])
+            print(f"\n{len(written.texts)} Slack surfaces written to {shots}/ (see texts.txt; render them with "
+                  "slack_preview.py)")
     finally:
         await services.close()
 
 
-def run_demo(*, database: str, people: int, seed: int) -> int:
+def run_demo(*, database: str, people: int, seed: int, shots: Path | None = None) -> int:
     os.environ.setdefault("TZ", "UTC")
-    asyncio.run(_demo(Path(database).resolve(), max(people, 3), seed))
+    asyncio.run(_demo(Path(database).resolve(), max(people, 3), seed, shots))
     return 0

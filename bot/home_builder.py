@@ -1,8 +1,9 @@
 """The App Home: builds the `HomeView` (bot/views/home.py): the caller's card, then the sections.
 
 The sections are `Services.home_sections`, listed by the composition root (bot/wiring.py):
-async functions `(services, user_id) -> list of blocks` (an empty list when they have
-nothing to show). A failing section is logged and left out: the card still shows.
+async functions `(services, user_id) -> list of blocks` (shown under the card; an empty list
+when they have nothing to show) or `-> HomeSection` (bot/views/home.py; `first=True` puts
+pending work above the card). A failing section is logged and left out: the card still shows.
 
 Kept current: every `app_home_opened` rebuilds the Home; the published view carries a
 fingerprint of its content in `private_metadata`, and Slack sends that view back with
@@ -23,12 +24,11 @@ import logging
 import zlib
 from dataclasses import replace
 from datetime import timedelta
-from typing import Any
 
 from bot import card_builder
 from bot.services import Services
 from bot.views.card import CardView
-from bot.views.home import HomeView, home_view
+from bot.views.home import HomeSection, HomeView, home_view
 from storage import queries
 
 log = logging.getLogger(__name__)
@@ -36,21 +36,23 @@ log = logging.getLogger(__name__)
 SEEN_KEEP = timedelta(days=2)  # Slack retries within minutes; old claims are purged now and then
 
 
-def fingerprint(card: CardView, sections: tuple[tuple[dict[str, Any], ...], ...]) -> str:
+def fingerprint(card: CardView, sections: tuple[HomeSection, ...]) -> str:
     """What the Home shows, minus the time it was drawn."""
     digest = hashlib.sha256(repr(replace(card, as_of=None)).encode())
-    digest.update(json.dumps(sections, sort_keys=True, default=str).encode())
+    digest.update(json.dumps([(s.first, s.blocks) for s in sections], sort_keys=True, default=str).encode())
     return digest.hexdigest()[:32]
 
 
 async def build_home(services: Services, user_id: str) -> HomeView:
-    card = await card_builder.build_card(services, user_id)
-    sections: list[tuple[dict[str, Any], ...]] = []
+    card = replace(await card_builder.build_card(services, user_id), as_of=None)  # the Home is kept current
+    sections: list[HomeSection] = []
     for section in services.home_sections:
         try:
-            sections.append(tuple(await section(services, user_id) or ()))
+            shown = await section(services, user_id)
         except Exception:
             log.exception("home section %s failed for %s", getattr(section, "__name__", section), user_id)
+            continue
+        sections.append(shown if isinstance(shown, HomeSection) else HomeSection(tuple(shown or ())))
     frozen = tuple(sections)
     return HomeView(card=card, sections=frozen, fingerprint=fingerprint(card, frozen))
 

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 
 from slack_sdk.errors import SlackApiError
 from sqlalchemy import select
 
+from bot.config import SLACK_USER_ID
 from bot.services import Services
 from storage.chunks import chunked
 from storage.models import Person
+
+log = logging.getLogger(__name__)
 
 
 async def remember_people(
@@ -81,3 +85,22 @@ async def is_admin(services: Services, user_id: str) -> bool:
         return True
     person = await fetch_person(services, user_id)
     return bool(person and person.is_workspace_admin)
+
+
+async def resolve_names(services: Services, keys: list[str]) -> dict[str, str | None]:
+    """Display names for Slack ids: the people cache, then users.info (cached) for unknown ones."""
+    people = sorted({k for k in keys if SLACK_USER_ID.match(k)})
+    if not people:
+        return {}
+    known = await display_names(services, people)
+    names: dict[str, str | None] = {k: (v if v and v != k else None) for k, v in known.items()}
+    if services.slack is not None:
+        for key in [k for k, v in names.items() if v is None]:
+            try:
+                person = await fetch_person(services, key)
+            except Exception:  # a name is nice to have; the digest goes out without it
+                log.debug("users.info failed for %s", key, exc_info=True)
+                continue
+            if person is not None and person.display_name:
+                names[key] = person.display_name
+    return names

@@ -9,7 +9,7 @@ from bot.clock import month_first_day, month_key
 from bot.identities import is_slack_user_id
 from bot.people import display_names
 from bot.services import Services
-from bot.views.format import money, tokens
+from bot.views.format import money, percent, plural, tokens
 from storage import queries
 
 
@@ -28,8 +28,9 @@ async def render_summary(services: Services, top: int = 10) -> str:
     names = await display_names(services, [r.key for r in ranked])
     total_cost = sum((r.totals.cost_usd for r in ranked), Decimal(0))
     total_tokens = sum(r.totals.tokens for r in ranked)
-    lines = [f"Month to date ({month}, {services.settings.timezone.key}): "
-             f"{tokens(total_tokens)} tokens, {money(total_cost)} across {len(ranked)} people and keys", ""]
+    people = sum(1 for r in ranked if is_slack_user_id(r.key))
+    lines = [f"{today:%B} so far: {money(total_cost)} on {tokens(total_tokens)} tokens, by "
+             f"{plural(people, 'person', 'people')} and {plural(len(ranked) - people, 'unlinked id')}", ""]
     lines.append(f"Top {min(top, len(ranked))} by cost")
     for rank, row in enumerate(ranked[:top], start=1):
         lines.append(f"  {rank:>2}. {names[row.key]:<22} {money(row.totals.cost_usd):>10}  "
@@ -42,7 +43,7 @@ async def render_summary(services: Services, top: int = 10) -> str:
         lines += ["", "Past 80% of budget"]
         for status in sorted(over, key=lambda s: -s.used_share):
             lines.append(f"  {names[status.user_key]:<22} {money(status.spent_usd):>10} of "
-                         f"{money(status.limit_usd)} ({status.used_share:.0%})")
+                         f"{money(status.limit_usd)} ({percent(status.used_share)})")
     unlinked = [r for r in ranked if not is_slack_user_id(r.key)]
     if unlinked:
         lines += ["", "Unlinked spend (link with /tokens admin link <id> @person)"]

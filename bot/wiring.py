@@ -3,7 +3,7 @@
 Nothing registers itself at import. A feature offers plain functions; this module
 lists them and `build_services` puts them on the process's `Services`:
 - `tokens_words`: the `/tokens` words beyond the built-in ones (bot/commands.py);
-- `home_sections`: what the App Home shows under the card (bot/home_builder.py);
+- `home_sections`: what the App Home shows besides the card (bot/home_builder.py);
 - `install_ingest_hooks`: what runs after each stored batch of usage (budget alerts);
 - `scheduled_jobs`: the jobs `tokenbot serve` runs (`start_background`).
 bot/app.py wires these rules to the doors (handlers/).
@@ -18,6 +18,7 @@ from bot.budget_alerts import AlertChecker
 from bot.clock import Clock
 from bot.commands import Word
 from bot.config import Settings
+from bot.data_check import data_check_section
 from bot.digests.jobs import digest_jobs
 from bot.outbox import outbox_jobs
 from bot.scheduler import JobSpec, start_scheduler, stop_scheduler
@@ -32,7 +33,7 @@ def tokens_words() -> dict[str, Word]:
 
 
 def home_sections() -> list:
-    return [pending_section]
+    return [pending_section, data_check_section]
 
 
 def install_ingest_hooks(services: Services) -> None:

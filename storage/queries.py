@@ -5,11 +5,12 @@ Figures come back as `Measures` (storage/measures.py), the same class the ingest
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 
-from sqlalchemy import and_, delete, func, or_, select
+from sqlalchemy import and_, delete, func, not_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -54,6 +55,21 @@ class Ranked:
     totals: Measures
 
 
+# A Slack user id, as bot.config_values.SLACK_USER_ID says (storage cannot import bot/): rankings count
+# people, while spend under unlinked ids (API keys, emails not yet linked) is listed but not ranked.
+SLACK_USER_ID_PATTERN = r"^[UW][A-Z0-9]{2,}$"
+SLACK_USER_ID = re.compile(SLACK_USER_ID_PATTERN)
+
+
+def is_person(session: AsyncSession, key_col):
+    """`key_col` is a Slack user id, matched by the database itself: SQLite's GLOB (case-sensitive, in
+    C), PostgreSQL's regular expression; SQLAlchemy's generic regexp on SQLite calls Python per row."""
+    if session.bind.dialect.name == "sqlite":
+        glob = key_col.op("GLOB", is_comparison=True)
+        return and_(glob("[UW][A-Z0-9][A-Z0-9]*"), not_(glob("*[^A-Z0-9]*")))
+    return key_col.regexp_match(SLACK_USER_ID_PATTERN)
+
+
 async def leaderboard_month(session: AsyncSession, month: str, limit: int | None = None) -> list[Ranked]:
     """Everyone with spend in `month`, by cost (ties by tokens, then key)."""
     m = UsageMonthly
@@ -65,6 +81,18 @@ async def leaderboard_month(session: AsyncSession, month: str, limit: int | None
     )
     if limit:
         query = query.limit(limit)
+    return [Ranked(r[0], _totals(r[1:])) for r in await session.execute(query)]
+
+
+async def unlinked_month(session: AsyncSession, month: str) -> list[Ranked]:
+    """The keys with spend in `month` that are not Slack ids (unlinked ids), by cost."""
+    m = UsageMonthly
+    query = (
+        select(m.user_key, m.input_tokens, m.cached_input_tokens, m.output_tokens, m.reasoning_tokens,
+               m.cost_usd, m.events, m.unpriced_events)
+        .where(m.month == month, ~is_person(session, m.user_key))
+        .order_by(m.cost_usd.desc(), m.user_key)
+    )
     return [Ranked(r[0], _totals(r[1:])) for r in await session.execute(query)]
 
 
@@ -214,20 +242,21 @@ def _ahead(cost_col, tokens_col, key_col, mine_cost: Decimal, mine_tokens: int, 
 async def month_position(
     session: AsyncSession, month: str, user_key: str
 ) -> tuple[int | None, Measures | None, int | None]:
-    """A person's rank in `leaderboard_month` order, their month Measures and how many people
-    have spend this month, in one statement; (None, None, None) without spend."""
+    """A person's rank among the people (Slack ids) in `leaderboard_month` order, their month Measures
+    and how many people have spend this month, in one statement; (None, None, None) without spend."""
     m = UsageMonthly
     other = aliased(UsageMonthly)
     ahead = (
         select(func.count())
         .where(
             other.month == m.month,
+            is_person(session, other.user_key),
             _ahead(other.cost_usd, other.input_tokens + other.output_tokens, other.user_key, m.cost_usd,
                    m.input_tokens + m.output_tokens, m.user_key),
         )
         .scalar_subquery()
     )
-    people = select(func.count()).where(other.month == m.month).scalar_subquery()
+    people = select(func.count()).where(other.month == m.month, is_person(session, other.user_key)).scalar_subquery()
     row = (await session.execute(
         select(m.input_tokens, m.cached_input_tokens, m.output_tokens, m.reasoning_tokens, m.cost_usd, m.events,
                m.unpriced_events, ahead, people)
@@ -342,10 +371,14 @@ async def upsert_digest_subscription(
 
 @dataclass(frozen=True)
 class Standings:
-    """The top rows of a leaderboard, the caller's row wherever it is, and everyone's totals."""
+    """The top rows of a leaderboard, the caller's row when it is further down, and everyone's totals.
 
-    rows: list[tuple[int, Ranked]]  # (rank, row), rank order; the caller's row included
-    people: int
+    Ranks count people only: an unlinked id's row has rank None (it is spend, not a competitor)."""
+
+    rows: list[tuple[int | None, Ranked]]  # the first `top` rows, leaderboard order
+    caller: tuple[int, Ranked] | None  # the caller's row when not among `rows`
+    people: int  # people (Slack ids) with spend in the period
+    unlinked: int  # other keys with spend in the period
     total_cost: Decimal
     total_tokens: int
 
@@ -363,38 +396,49 @@ async def standings(
     if month is not None:
         m = UsageMonthly
         leaders = await leaderboard_month(session, month, limit=top)
-        everyone = (await session.execute(
-            select(func.count(), func.sum(m.cost_usd), func.sum(m.input_tokens + m.output_tokens))
-            .where(m.month == month)
-        )).one()
+        key, where = m.user_key, (m.month == month,)
+        cost, tokens = m.cost_usd, m.input_tokens + m.output_tokens
     else:
         d = UsageDaily
         leaders = await leaderboard_days(session, first, last, limit=top)
-        everyone = (await session.execute(
-            select(func.count(func.distinct(d.user_key)), func.sum(d.cost_usd),
-                   func.sum(d.input_tokens + d.output_tokens))
-            .where(d.day >= first, d.day <= last)
-        )).one()
-    rows = [(rank, row) for rank, row in enumerate(leaders, start=1)]
+        key, where = d.user_key, (d.day >= first, d.day <= last)
+        cost, tokens = d.cost_usd, d.input_tokens + d.output_tokens
+    everyone = (await session.execute(
+        select(func.count(func.distinct(key)), func.count(func.distinct(key)).filter(is_person(session, key)),
+               func.sum(cost), func.sum(tokens))
+        .where(*where)
+    )).one()
+    rows: list[tuple[int | None, Ranked]] = []
+    rank = 0
+    for row in leaders:
+        if SLACK_USER_ID.match(row.key):
+            rank += 1
+            rows.append((rank, row))
+        else:
+            rows.append((None, row))
+    mine = None
     if leaders and caller not in {r.key for r in leaders}:
         if month is not None:
-            rank, totals, _ = await month_position(session, month, caller)
+            position, totals, _ = await month_position(session, month, caller)
         else:
-            rank, totals = await days_position(session, first, last, caller)
-        if rank is not None and totals is not None:
-            rows.append((rank, Ranked(caller, totals)))
+            position, totals = await days_position(session, first, last, caller)
+        if position is not None and totals is not None:
+            mine = (position, Ranked(caller, totals))
+    people = int(everyone[1] or 0)
     return Standings(
         rows=rows,
-        people=int(everyone[0] or 0),
-        total_cost=everyone[1] if everyone[1] is not None else Decimal(0),
-        total_tokens=int(everyone[2] or 0),
+        caller=mine,
+        people=people,
+        unlinked=int(everyone[0] or 0) - people,
+        total_cost=everyone[2] if everyone[2] is not None else Decimal(0),
+        total_tokens=int(everyone[3] or 0),
     )
 
 
 async def days_position(
     session: AsyncSession, first: date, last: date, user_key: str
 ) -> tuple[int | None, Measures | None]:
-    """A person's rank in `leaderboard_days` order for the window, and their Measures there."""
+    """A person's rank among the people in `leaderboard_days` order for the window, and their Measures there."""
     d = UsageDaily
     mine = (await session.execute(
         select(func.count(), *_sums(d)).where(d.user_key == user_key, d.day >= first, d.day <= last)
@@ -414,6 +458,7 @@ async def days_position(
     )
     ahead = await session.scalar(
         select(func.count()).select_from(per_person).where(
+            is_person(session, per_person.c.user_key),
             _ahead(per_person.c.cost_usd, per_person.c.tokens, per_person.c.user_key, totals.cost_usd,
                    totals.tokens, user_key)
         )

@@ -43,19 +43,20 @@ async def test_one_dm_per_threshold_per_month_and_the_approver_at_100(make_bot, 
     bot, clock = await start(make_bot)
     await spend(bot, 1, ALICE, "55")  # early in the month: no pace, so no forecast in this test
     [first] = dms(fake_slack, ALICE)
-    assert first["text"] == "You have passed 50% of your $100.00 budget for November 2026"
+    assert first["text"] == "You have used 55% of your $100 November budget: $45 left"
     assert buttons(first["blocks"])["request_budget"]["value"] == ALICE
     await spend(bot, 2, ALICE, "1")
     await spend(bot, 2, ALICE, "1")  # a duplicate event changes nothing either
     assert len(dms(fake_slack, ALICE)) == 1
 
     await spend(bot, 3, ALICE, "25")  # $81
-    assert alert_texts(fake_slack, ALICE)[1] == "You have passed 80% of your $100.00 budget for November 2026"
+    assert alert_texts(fake_slack, ALICE)[1] == "You have used 81% of your $100 November budget: $19 left"
     assert dms(fake_slack, BOB) == []
     await spend(bot, 4, ALICE, "20")  # $101
-    assert alert_texts(fake_slack, ALICE)[2] == "You have used 101% of your $100.00 budget for November 2026"
+    assert alert_texts(fake_slack, ALICE)[2] == "You are $1 over your $100 November budget (101%)"
     [to_bob] = dms(fake_slack, BOB)
-    assert "<@U0ALICE> has used *101%*" in str(to_bob["blocks"])
+    assert to_bob["text"] == "<@U0ALICE> is $1 over their $100 November budget (101%)"
+    assert "<@U0ALICE> is $1 over their $100 November budget (101%)" in str(to_bob["blocks"])
     await spend(bot, 5, ALICE, "50")
     assert len(dms(fake_slack, ALICE)) == 3 and len(dms(fake_slack, BOB)) == 1
     assert await claimed(bot) == [(ALICE, "threshold", "2026-11", t) for t in ("0.5", "0.8", "1")]
@@ -63,7 +64,7 @@ async def test_one_dm_per_threshold_per_month_and_the_approver_at_100(make_bot, 
     # a new month starts over, in the organisation's time zone
     clock.set(local(2026, 12, 1, 0, 30))
     await spend(bot, 6, ALICE, "60", local(2026, 12, 1, 0, 10))
-    assert alert_texts(fake_slack, ALICE)[3] == "You have passed 50% of your $100.00 budget for December 2026"
+    assert alert_texts(fake_slack, ALICE)[3] == "You have used 60% of your $100 December budget: $40 left"
 
 
 async def test_several_thresholds_at_once_send_one_dm(make_bot, fake_slack):
@@ -71,8 +72,9 @@ async def test_several_thresholds_at_once_send_one_dm(make_bot, fake_slack):
     created = await service.create_request(bot.services, ALICE, "20", None)  # a pending request: no button
     await spend(bot, 1, ALICE, "120")
     [dm] = dms(fake_slack, ALICE)
-    assert dm["text"].startswith("You have used 120%")
-    assert "request_budget" not in buttons(dm["blocks"]) and f"#{created.request_id} is waiting" in str(dm["blocks"])
+    assert dm["text"] == "You are $20 over your $100 November budget (120%)"  # where Alice is, not the 50% crossed
+    assert created.outcome == "created"
+    assert "request_budget" not in buttons(dm["blocks"]) and "request for more budget is waiting" in str(dm["blocks"])
     assert len(dms(fake_slack, BOB)) == 1
     assert [r[3] for r in await claimed(bot)] == ["0.5", "0.8", "1"]
     await spend(bot, 2, ALICE, "1")
@@ -89,7 +91,7 @@ async def test_claims_hold_across_processes(make_bot, fake_slack):
                                    alerts.check_users(bot.services, [ALICE]))
     assert sorted(len(r) for r in results) == [0, 0, 1]
     [dm] = dms(fake_slack, ALICE)
-    assert dm["text"].startswith("You have passed 80%")
+    assert dm["text"].startswith("You have used 85%")
 
 
 async def test_forecast_alert_names_the_day_the_budget_runs_out_once_a_month(make_bot, fake_slack):
@@ -100,8 +102,8 @@ async def test_forecast_alert_names_the_day_the_budget_runs_out_once_a_month(mak
     assert status == 200
     await bot.services.background.drain()
     [dm] = dms(fake_slack, ALICE)  # $42 of $100, $58 left at $6 a day: out after 10 more days
-    assert dm["text"] == "At this pace your $100.00 budget runs out on the 20th (Fri Nov 20)"
-    assert "about $6.00 a day" in str(dm["blocks"]) and "request_budget" in buttons(dm["blocks"])
+    assert dm["text"] == "At this pace your $100 November budget runs out on Nov 20"
+    assert "$6/day over the last 7 days" in str(dm["blocks"]) and "request_budget" in buttons(dm["blocks"])
     assert dms(fake_slack, CAROL) == []
 
     clock.set(local(2026, 11, 11, 18))
@@ -154,11 +156,11 @@ async def test_pace_is_checked_at_most_hourly_per_person_thresholds_every_time(m
     await bot.services.background.drain()
     assert dms(fake_slack, CAROL) == []  # pace checked 0 minutes ago: not yet
     await spend(bot, "big", CAROL, "20", local(2026, 11, 10, 10))  # $57: the 50% threshold at once
-    assert alert_texts(fake_slack, CAROL) == ["You have passed 50% of your $100.00 budget for November 2026"]
+    assert alert_texts(fake_slack, CAROL) == ["You have used 57% of your $100 November budget: $43 left"]
 
     clock.advance(minutes=61)
     await spend(bot, "later", CAROL, "0.01", local(2026, 11, 10, 11))
-    assert alert_texts(fake_slack, CAROL)[1].startswith("At this pace your $100.00 budget runs out on the")
+    assert alert_texts(fake_slack, CAROL)[1].startswith("At this pace your $100 November budget runs out on Nov")
 
 
 async def test_a_limit_lowered_elsewhere_is_seen_within_a_minute(make_bot, fake_slack):
@@ -173,4 +175,4 @@ async def test_a_limit_lowered_elsewhere_is_seen_within_a_minute(make_bot, fake_
     assert dms(fake_slack, CAROL) == []
     clock.advance(seconds=alerts.QUIET_SECONDS + 1)
     await spend(bot, 3, CAROL, "0.5", local(2026, 11, 3, 11))
-    assert alert_texts(fake_slack, CAROL) == ["You have passed 50% of your $20.00 budget for November 2026"]
+    assert alert_texts(fake_slack, CAROL) == ["You have used 58% of your $20 November budget: $8.50 left"]

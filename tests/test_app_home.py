@@ -50,15 +50,20 @@ async def test_opening_the_home_publishes_the_card(hbot):
     view = call.args["view"]
     assert view["type"] == "home"
     text = flat(view)
-    assert "*Today*  $4.50" in text and "*Month to date*  $14.50" in text
+    assert "*Today*\n$4.50" in text and "*$14.50 spent, $185.50 left of your $200 budget (7%)*" in text
+    assert text.index("$14.50 spent") < text.index("*Today*")  # the answer first
     assert any(e.get("action_id") == "request_budget" for b in view["blocks"] if b["type"] == "actions"
                for e in b["elements"])
     assert hbot.fake_slack.home_views["U0ADA"]["private_metadata"]
 
 
-async def test_no_usage_gets_a_zero_home(hbot):
+async def test_no_usage_gets_a_first_run_home(hbot):
     await open_home(hbot)
-    assert "*Month to date*  $0.00" in flat(publishes(hbot)[0].args["view"])
+    view = publishes(hbot)[0].args["view"]
+    text = flat(view)
+    assert text.startswith("Welcome to tokenbot") and "No usage from you yet" in text
+    assert "$0" not in text and "*Today*" not in text  # no rows of zeros
+    assert "request_budget" not in str(view["blocks"])  # nothing to ask for yet
 
 
 async def test_slack_retries_of_one_event_publish_once(hbot):
@@ -87,7 +92,7 @@ async def test_home_is_republished_when_usage_changed(hbot):
     await open_home(hbot)
     calls = publishes(hbot)
     assert len(calls) == 2
-    assert "*Today*  $2.25" in flat(calls[-1].args["view"])
+    assert "*Today*\n$2.25" in flat(calls[-1].args["view"])
 
 
 async def test_messages_tab_is_ignored(hbot):
@@ -115,7 +120,7 @@ async def test_email_only_user_sees_their_numbers_at_home(hbot, fake_slack):
     await hbot.services.identities.drain()
     fake_slack.add_user("U0EVE", name="eve", email="eve@acme.example")
     await open_home(hbot, "U0EVE")
-    assert "*Month to date*  $3.30" in flat(publishes(hbot, "U0EVE")[0].args["view"])
+    assert "*$3.30 spent, $196.70 left" in flat(publishes(hbot, "U0EVE")[0].args["view"])
 
 
 @pytest.fixture

@@ -59,7 +59,7 @@ async def check_decided_once(bot, fake, receiver) -> None:
     assert await bot.sql("SELECT COUNT(*) FROM audit_log WHERE action = 'request.approved'") == [(1,)]
     assert await bot.sql("SELECT COUNT(*) FROM outbox") == [(1,)]
     assert len(fake.calls_to("chat.update")) == 1
-    assert len([m for m in dms(fake, ALICE) if "was approved" in str(m["blocks"])]) == 1
+    assert len([m for m in dms(fake, ALICE) if "Approved: $50 more" in str(m["blocks"])]) == 1
     told = [c.args["text"] for c in fake.responses]
     assert len(told) == 11 and all("already approved by" in t for t in told)  # everybody but the winner
     assert len(receiver.accepted) == 1 and receiver.accepted[0]["data"]["limit_usd"] == "250"

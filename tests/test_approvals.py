@@ -85,7 +85,7 @@ class Flow:
         """Click a button of the approval DM as first posted (what a slow client may still show);
         returns what the clicker was told."""
         posted = next(c for c in self.fake.calls_to("chat.postMessage")
-                      if c.args["channel"] == approver and "Budget request" in str(c.args.get("blocks")))
+                      if c.args["channel"] == approver and "'decide_" in str(c.args.get("blocks")))
         await click(self.bot, user, buttons(posted.args["blocks"])[action], channel="D" + approver,
                     response_url=self.fake.response_url(name))
         await self.settle()
@@ -123,13 +123,19 @@ async def test_request_modal_to_approval_end_to_end(flow):
     assert status == 200 and body in ("", {}), body  # an empty ack closes the modal
     await flow.settle()
 
-    # the approver's DM: who, how much, why, spend, limits, trend, three buttons
+    # the approver's DM: who asks for how much (the header), why, spend, limits, pace, trend, three buttons
     message = flow.approval_message()
     text = block_text(message)
-    for expected in ("<@U0ALICE>", "$50.00 more", "eval run", "$40.00", "$200.00", "$250.00", "Last 14 days"):
+    assert message["blocks"][0]["text"]["text"] == "Alice Adams asks for $50 more"
+    assert message["text"].startswith("Alice Adams asks for $50 more (this month only); spent $40 of $200 (20%)")
+    for expected in ("<@U0ALICE>", "eval run", "$40 of $200 (20%)", "limit $250", "Last 7 days", "Pace"):
         assert expected in text, expected
     assert set(buttons(message["blocks"])) == {"approve_request", "deny_request", "approve_other_amount"}
-    assert "confirm" in buttons(message["blocks"])["approve_request"]
+    approve, other, deny = (buttons(message["blocks"])[a] for a in ("approve_request", "approve_other_amount",
+                                                                     "deny_request"))
+    assert "confirm" in approve and approve["style"] == "primary"
+    assert "style" not in deny  # denying is an answer, not a destructive act: no red button
+    assert other["text"]["text"] == "Other amount" and "another amount" in other["accessibility_label"]
     # the requester is told where it went
     assert any("went to <@U0BOB>" in block_text(m) for m in dms(flow.fake, ALICE))
     [(request_id, requester, state, granted, decided_by, automatic)] = await flow.requests()
@@ -142,12 +148,20 @@ async def test_request_modal_to_approval_end_to_end(flow):
     assert status == 200
     updated = flow.approval_message()
     assert "approve_request" not in buttons(updated["blocks"])  # buttons gone, outcome shown in place
-    assert "Approved $50.00" in block_text(updated) and "<@U0BOB>" in block_text(updated)
-    assert "$200.00 → $250.00" in block_text(updated)
+    outcome = updated["blocks"][1]  # right under the header: the outcome first
+    assert outcome["block_id"].startswith("outcome_")
+    assert "*Approved* by <@U0BOB>" in outcome["text"]["text"]
+    assert "limit $200 → $250 for November only" in outcome["text"]["text"]
+    assert updated["text"] == "Approved: Alice Adams gets $50 more (limit $250)"
     [update] = flow.fake.calls_to("chat.update")
     assert (update.args["channel"], update.args["ts"]) == ("DU0BOB", message["ts"])
-    assert any("was approved by <@U0BOB>" in block_text(m) and "$250.00" in block_text(m)
-               for m in dms(flow.fake, ALICE))
+    # the requester hears in the thread of "your request went to …", with what is left now
+    [submitted, told] = dms(flow.fake, ALICE)
+    assert "went to <@U0BOB>" in block_text(submitted)
+    assert told["thread_ts"] == submitted["ts"] and told["reply_broadcast"] is True
+    assert "*Approved: $50 more* by <@U0BOB>" in block_text(told)
+    assert "Your limit is now $250: $210 left this month." in block_text(told)
+    assert "#" not in told["text"]  # no internal request numbers
 
     limits = await flow.limit()
     assert limits["limit_usd"] == "250" and limits["pending_request"] is None
@@ -195,7 +209,7 @@ async def test_an_approve_click_reads_the_request_once_and_the_budget_once(flow)
 
 @pytest.mark.parametrize(("amount", "error"), [
     ("abc", "Enter an amount"), ("0", "more than $0"), ("-5", "more than $0"), ("12.345", "two decimals"),
-    ("20000", "At most $10,000.00"),
+    ("20000", "At most $10,000"),
 ])
 async def test_invalid_amounts_are_answered_inside_the_modal(flow, amount, error):
     form = await flow.open_request_form()
@@ -213,16 +227,17 @@ async def test_one_pending_request_per_person(flow):
 
     # the slash command: refused with a link to the first
     answer = await flow.command("request 20 more evals")
-    assert "already have a pending request" in answer["text"]
+    assert "already have a request waiting" in answer["text"]
     assert "archives/DU0ALICE/p" in json.dumps(answer["blocks"])  # permalink of the first request's DM
     # the button: the form turns into a notice about the first
     await flow.open_request_form()
     [update] = flow.fake.calls_to("views.update")
-    assert f"request #{first_id}" in json.dumps(update.args["view"])
+    assert "your request" in json.dumps(update.args["view"]) and "$50 more" in json.dumps(update.args["view"])
     # a form opened earlier and submitted now: answered inside the modal
     form = next(v for v in flow.fake.views.values() if v.get("callback_id") == "budget_request_modal")
     _, body = await submit(flow.bot, ALICE, form, {"amount": "10"})
-    assert body["response_action"] == "errors" and f"#{first_id}" in body["errors"]["amount"]
+    assert body["response_action"] == "errors" and "already have a request waiting" in body["errors"]["amount"]
+    assert first_id == (await flow.requests())[0][0]
     assert len(await flow.requests()) == 1
 
 
@@ -267,8 +282,10 @@ async def test_deny_keeps_the_limit_and_the_requester_sees_the_reason(flow):
 
     updated = flow.approval_message()
     assert "Denied" in block_text(updated) and "deny_request" not in buttons(updated["blocks"])
-    told = [m for m in dms(flow.fake, ALICE) if "denied" in block_text(m)]
+    assert "Limit after" not in block_text(updated) and "The limit stays $200." in block_text(updated)
+    told = [m for m in dms(flow.fake, ALICE) if "Denied" in block_text(m)]
     assert len(told) == 1 and "Let's &lt;review&gt; the eval plan first" in block_text(told[0])
+    assert "Your limit stays $200: $160 left this month." in block_text(told[0])
     assert [r[2] for r in await flow.requests()] == ["denied"]
     assert (await flow.limit())["limit_usd"] == "200"
     assert await flow.bot.sql("SELECT COUNT(*) FROM budget_raises") == [(0,)]
@@ -297,9 +314,8 @@ async def test_approve_another_amount_keeps_requested_and_granted(flow):
     [(details,)] = await flow.bot.sql("SELECT details FROM audit_log WHERE action = 'request.approved'")
     details = json.loads(details) if isinstance(details, str) else details
     assert (details["requested_usd"], details["granted_usd"], details["scope"]) == ("50", "30", "standing")
-    assert "Approved $30.00" in block_text(flow.approval_message()) and "of $50.00 asked" in block_text(
-        flow.approval_message())
-    assert any("you asked for $50.00" in block_text(m) for m in dms(flow.fake, ALICE))
+    assert "*Approved $30 of $50*" in block_text(flow.approval_message())
+    assert any("Approved $30 of the $50 you asked" in block_text(m) for m in dms(flow.fake, ALICE))
 
 
 async def test_this_month_only_raise_ends_with_the_month_in_the_org_time_zone(flow):
@@ -319,7 +335,7 @@ async def test_slash_command_request_auto_approval_and_max(make_bot, fake_slack)
     bot = await make_bot(clock=clock, approvers={ALICE: BOB}, auto_approve_under_usd=Decimal(25),
                          max_request_usd=Decimal(1000))
     flow = Flow(bot, clock, fake_slack)
-    assert "At most $1,000.00" in (await flow.command("request 2000 big run"))["text"]
+    assert "At most $1,000" in (await flow.command("request 2000 big run"))["text"]
     assert await flow.requests() == []
 
     # up to the threshold: approved at once
@@ -327,7 +343,7 @@ async def test_slash_command_request_auto_approval_and_max(make_bot, fake_slack)
     [(_, _, state, granted, decided_by, automatic)] = await flow.requests()
     assert (state, granted, decided_by, automatic) == ("approved", True, "tokenbot", True)
     assert approval_messages(fake_slack, BOB) == []
-    assert any("approved automatically" in block_text(m) for m in dms(fake_slack, ALICE))
+    assert any("*Approved: $25 more* automatically" in block_text(m) for m in dms(fake_slack, ALICE))
     assert [a[1] for a in await flow.audit()] == ["request.created", "request.auto_approved"]
     assert (await flow.limit())["limit_usd"] == "225"
 
@@ -377,7 +393,7 @@ async def test_reminder_and_expiry_fire_once_each(flow, make_bot):
     flow.clock.advance(hours=2)  # past remind_after_hours (24)
     for services in (flow.bot.services, other.services, flow.bot.services):  # two processes, run again
         await jobs.sweep(services)
-    reminders = [c for c in flow.fake.calls_to("chat.postMessage") if "Reminder" in c.args["text"]]
+    reminders = [c for c in flow.fake.calls_to("chat.postMessage") if "Still waiting for you" in c.args["text"]]
     assert len(reminders) == 1
     assert reminders[0].args["channel"] == "DU0BOB" and reminders[0].args["thread_ts"]
     [escalated] = approval_messages(flow.fake, FIN)  # default approvers get the buttons too
@@ -393,7 +409,7 @@ async def test_reminder_and_expiry_fire_once_each(flow, make_bot):
     for approver in (BOB, FIN):
         message = flow.approval_message(approver)
         assert "Expired" in block_text(message) and "approve_request" not in buttons(message["blocks"])
-    expired_notes = [m for m in dms(flow.fake, ALICE) if "expired without a decision" in block_text(m)]
+    expired_notes = [m for m in dms(flow.fake, ALICE) if "*Expired*: nobody decided" in block_text(m)]
     assert len(expired_notes) == 1
     assert [a[1] for a in await flow.audit()] == ["request.created", "request.reminded", "request.expired"]
     assert (await flow.limit())["limit_usd"] == "200"
@@ -412,9 +428,9 @@ async def test_repair_finishes_what_a_crashed_process_left(flow):
     assert await jobs.repair_messages(flow.bot.services) == []  # the decider's own job, for now
     flow.clock.advance(minutes=3)
     assert await jobs.repair_messages(flow.bot.services) == [request_id]
-    assert "Approved $50.00" in block_text(flow.approval_message())
+    assert "*Approved* by <@U0BOB>" in block_text(flow.approval_message())
     assert await jobs.repair_messages(flow.bot.services) == []  # done once
-    assert len([m for m in dms(flow.fake, ALICE) if "was approved" in block_text(m)]) == 1
+    assert len([m for m in dms(flow.fake, ALICE) if "Approved: $50 more" in block_text(m)]) == 1
 
 
 async def test_admin_audit_command(flow):
@@ -429,9 +445,9 @@ async def test_admin_audit_command(flow):
     answer = await flow.command("admin audit <@U0ALICE|alice>", ADMIN)
     history = json.dumps(answer["blocks"], ensure_ascii=False)
     assert "Approval history" in history
-    for expected in ("denied", "not now", "approved $30.00", "limit $200.00 → $230.00", "asked for $50.00 more"):
+    for expected in ("denied", "not now", "approved $30", "limit $200 → $230", "asked for $50 more"):
         assert expected in history, expected
-    assert history.index("approved $30.00") < history.index("denied")  # newest first
+    assert history.index("approved $30") < history.index("denied")  # newest first
 
     assert "Only tokenbot admins" in (await flow.command("admin audit"))["text"]
 
@@ -453,7 +469,7 @@ async def test_app_home_lists_requests_waiting_for_the_approver(flow):
     await flow.settle()
     assert (await flow.limit())["limit_usd"] == "250"
     assert "Waiting for your decision" not in json.dumps(flow.fake.home_views[BOB]["blocks"])  # republished
-    assert "Approved $50.00" in block_text(flow.approval_message())  # the DM is updated too
+    assert "*Approved* by <@U0BOB>" in block_text(flow.approval_message())  # the DM is updated too
 
 
 async def test_request_alone_opens_the_form_and_a_workspace_admin_may_decide(flow):
@@ -468,5 +484,5 @@ async def test_request_alone_opens_the_form_and_a_workspace_admin_may_decide(flo
     assert [r[2:5:2] for r in await flow.requests()] == [("approved", "U0OWNER")]
     await flow.command("admin set-budget <@U0ALICE> 300", "U0OWNER")
     history = json.dumps((await flow.command("admin audit", "U0OWNER"))["blocks"], ensure_ascii=False)
-    assert "<@U0OWNER> set <@U0ALICE>'s monthly budget to $300.00 (was $200.00)" in history
+    assert "<@U0OWNER> set <@U0ALICE>'s monthly budget to $300 (was $200)" in history
     assert (await flow.limit())["limit_usd"] == "350"  # the new standing budget plus this month's raise

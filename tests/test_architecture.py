@@ -188,7 +188,7 @@ async def test_the_composition_root_lists_words_sections_jobs_and_hooks(settings
         assert {"approvals-sweep", "digests:sweep", "digests:startup-sweep"} <= {s.id for s in
                                                                                 scheduled_jobs(services)}
         answer = await run_command(services, "U0ADA", "request")
-        assert isinstance(answer, Notice) and "/tokens request <amount>" in answer.text
+        assert isinstance(answer, Notice) and "/tokens request &lt;amount&gt;" in answer.text
         assert isinstance(await run_command(services, "U0ADA", "admin audit"), Notice)  # refused: not an admin
         services.tokens_words.clear()
         assert (await run_command(services, "U0ADA", "request 50")) == HelpView(unknown="request")

@@ -24,6 +24,7 @@ from bot.clock import month_key
 from storage.db import Database, upgrade
 from storage.models import Base, UsageDaily, UsageDailyModel, UsageEvent, UsageMonthly
 from tests.conftest import IS_POSTGRES
+from tests.fakes.blockkit import validate_blocks, validate_view
 
 SCRIPT = Path(sys.executable).with_name("tokenbot")
 COMMAND = [str(SCRIPT)] if SCRIPT.exists() else [sys.executable, "-m", "bot.cli"]
@@ -287,12 +288,42 @@ def _no_network_prefix() -> tuple[str, ...]:
     return ("unshare", "-n", "sh", "-c", 'ip link set lo up && exec "$@"', "sh")
 
 
+SURFACES = (
+    "card", "card-over-budget", "card-no-usage", "leaderboard", "budget", "help", "digest-daily", "digest-weekly",
+    "alert-99", "alert-108", "alert-forecast", "alert-approver", "approval-pending", "approval-approved",
+    "approval-denied", "approval-expired", "approval-reminder", "requester-submitted", "requester-approved",
+    "requester-denied", "requester-expired", "modal-request", "modal-approve-amount", "modal-deny", "home-approver",
+    "home-first-run", "home-admin", "audit", "admin-set-budget", "admin-link", "admin-digest-failed",
+    "digest-daily-thread", "digest-weekly-thread",
+)
+
+
+def check_shots(shots: Path) -> None:
+    """`--shots` wrote every surface, each one Slack would accept (the strict fake's checks), and the charts."""
+    names = json.loads((shots / "names.json").read_text())
+    assert all(key[0] in "UC" for key in names)
+    for surface in SURFACES:
+        payload = json.loads((shots / f"{surface}.json").read_text())
+        if payload.get("type") in ("modal", "home"):
+            assert validate_view(payload) == [], surface
+        else:
+            assert payload["text"], surface
+            assert validate_blocks(payload["blocks"], surface="message") == [], surface
+    for chart in ("chart-daily.png", "chart-weekly.png"):
+        assert (shots / chart).read_bytes().startswith(b"\x89PNG"), chart
+    texts = (shots / "texts.txt").read_text()
+    assert all(f"{surface}: " in texts for surface in SURFACES)
+
+
 def test_demo_needs_no_slack_and_no_network(tmp_path):
     database = tmp_path / "demo.db"
-    result = tokenbot("demo", "--database", str(database), cwd=tmp_path, timeout=60, prefix=_no_network_prefix())
+    shots = tmp_path / "shots"
+    result = tokenbot("demo", "--database", str(database), "--shots", str(shots), cwd=tmp_path, timeout=90,
+                      prefix=_no_network_prefix())
     assert result.returncode == 0, result.stderr
     for heading in ("Top 10 by cost", "Unlinked spend", "Models without a price"):
         assert heading in result.stdout
+    check_shots(shots)
     url = f"sqlite+aiosqlite:///{database}"
 
     async def shape(session):

@@ -22,7 +22,7 @@ from bot.digests.delivery import MAX_ATTEMPTS, deliver
 from bot.digests.jobs import run_subscription, sweep
 from bot.digests.periods import Subscription
 from bot.people import remember_people
-from bot.views.digest import digest_blocks, digest_text, fallback_text
+from bot.views.digest import details_blocks, digest_blocks, digest_text, fallback_text
 from bot.wiring import build_services
 from storage.models import Budget, BudgetRaise
 from tests.fakes.blockkit import validate_blocks
@@ -43,9 +43,11 @@ async def start(make_bot, now: datetime = NOW, **overrides):
 
 
 def posts(fake, *channels: str) -> list:
-    """chat.postMessage calls to the digest channel (or to `channels`): budget alerts DM people too."""
+    """chat.postMessage calls to the digest channel (or to `channels`), not replies in a thread:
+    budget alerts DM people too, and each digest's details go in its thread."""
     wanted = channels or (CHANNEL,)
-    return [c for c in fake.calls_to("chat.postMessage") if c.args.get("channel") in wanted]
+    return [c for c in fake.calls_to("chat.postMessage")
+            if c.args.get("channel") in wanted and not c.args.get("thread_ts")]
 
 
 def scenario() -> list[dict]:
@@ -118,15 +120,16 @@ async def test_digest_view_model_from_rollups(make_bot):
     assert [(u.model, u.events, u.tokens) for u in view.unpriced] == [("acme-x", 1, 1000)]
 
     text = digest_text(view)
-    assert "AI spend — Tuesday 24 November 2026" in text
-    assert "$46.50" in text and "▲ 481% vs Mon" in text and "▲ 551% vs 7-day average" in text
-    assert "Alice Adams" in text and "ci-key (unlinked)" in text and "acme-x" in text
+    assert text.startswith("AI spend, Tue, Nov 24\n")
+    assert "$46.50 on 96K tokens · up 481% on Monday · up 551% on the 7-day average" in text
+    assert "Alice Adams" in text and "ci-key (unlinked)" in text and "acme-x" in text  # the operator's text
     blocks = digest_blocks(view)
     assert validate_blocks(blocks, surface="message") == []
-    assert len(blocks) <= 12
+    assert len(blocks) <= 6
     slack_text = json.dumps(blocks)
-    assert "<@U0BOB>" in slack_text and "Carol Chen" in slack_text and "`ci-key` (unlinked)" in slack_text
-    assert "<@U0ALICE>" not in slack_text  # known names are written out, not pinged
+    assert "Carol Chen" in slack_text and "ci-key (unlinked)" in slack_text
+    assert "U0BOB" in slack_text and "<@" not in slack_text  # names written out (or the id): nobody is pinged
+    assert "acme-x" not in slack_text and "admin link" not in slack_text  # data to check: admins only
 
 
 def test_anomaly_rule_median_floor_and_unlinked_ids():
@@ -171,13 +174,21 @@ async def test_daily_digest_posts_on_schedule_once_with_chart(make_bot, fake_sla
     assert outcome.status == "posted"
     [post] = posts(fake_slack)
     assert post.ok and post.args["channel"] == CHANNEL
-    assert "AI spend — Tuesday 24 November 2026: $46.50" in post.args["text"]
+    assert post.args["text"] == "AI spend, Tue, Nov 24: $46.50 across 96K tokens (up 481% on Monday)"
     assert post.args["metadata"]["event_payload"] == {"channel": CHANNEL, "period": "day", "period_start": "2026-11-24"}
+    # the details, one click away: a reply in the digest's thread, then the chart
+    [details] = fake_slack.thread_of(CHANNEL, outcome.message_ts)
+    assert "*Models*" in json.dumps(details["blocks"]) and "*Unusual days (1)*" in json.dumps(details["blocks"])
+    assert not details.get("reply_broadcast")  # the channel shows the short message only
     [chart] = fake_slack.uploaded_files
     assert chart.channel == CHANNEL and chart.thread_ts == outcome.message_ts
     width, height, info = png_info(chart.content)
-    assert (width, height) == (1000, 420)
-    assert info["tokenbot-days"] == "30" and info["tokenbot-last"] == "2026-11-24"
+    assert (width, height) == (1280, 960)  # drawn big enough to read on a phone
+    # 30 days back, from the first day with spend (10 Nov): 15 bars, Tuesday marked last
+    assert info["tokenbot-days"] == "15" and info["tokenbot-last"] == "2026-11-24"
+    assert info["tokenbot-period"] == "day"
+    [asked] = fake_slack.calls_to("files.getUploadURLExternal")
+    assert "Tue, Nov 24: $46.50, up 481% on the day before" in asked.args["alt_txt"]  # the takeaway, in words
     rows = await bot.sql("SELECT status, message_ts, attempts FROM digest_runs")
     assert rows == [("posted", outcome.message_ts, 1)]
 
@@ -331,16 +342,18 @@ async def test_privacy_anonymous_and_off(make_bot, fake_slack):
     outcomes = await sweep(bot.services)
     assert sorted(o.status for o in outcomes) == ["posted", "posted"]
 
-    [anon] = fake_slack.messages_in(CHANNEL)
-    anon_text = json.dumps(anon["blocks"], ensure_ascii=False)
-    assert "`#1 ` — *$30.00*" in anon_text and "names hidden" in anon_text
+    [anon] = fake_slack.channel_messages(CHANNEL)
+    [anon_thread] = fake_slack.thread_of(CHANNEL, anon["ts"])
+    anon_text = json.dumps([anon["blocks"], anon_thread["blocks"]], ensure_ascii=False)
+    assert '"1. someone"' in anon_text and '"$30"' in anon_text and "names hidden" in anon_text
     for secret in ("U0ALICE", "Alice", "Carol", "U0BOB", "ci-key"):
         assert secret not in anon_text
-    assert "1 person is past 80%" in anon_text and "1 unlinked id carries $2.50" in anon_text
+    assert "1 person past 80% of budget" in anon_text and "1 person is past 80%" in anon_text
+    assert "unlinked" not in anon_text  # data to check is for admins, not the channel
 
-    [hidden] = fake_slack.messages_in("C0OFF")
+    [hidden] = fake_slack.channel_messages("C0OFF")
     off_text = json.dumps(hidden["blocks"], ensure_ascii=False)
-    assert "by cost" not in off_text and "— *$30.00*" not in off_text
+    assert '"table"' not in off_text and "$30" not in off_text
     assert "$46.50" in off_text and "gpt-4o" in off_text  # totals and models stay
     for secret in ("U0ALICE", "Alice", "Carol", "U0BOB"):
         assert secret not in off_text
@@ -351,16 +364,29 @@ async def test_privacy_anonymous_and_off(make_bot, fake_slack):
         assert series[0] == "gpt-4o" and "Alice Adams" not in series
 
 
-async def test_chart_stacks_top_people_with_others(make_bot):
+async def test_chart_stacks_by_people_or_models_whichever_names_more(make_bot):
     bot, _ = await start(make_bot)
     await seed_scenario(bot)
     await ingest(bot.services, [ev(f"x{i}", local(2026, 11, 20), f"U0X{i:02d}", cost="0.50") for i in range(6)])
     chart = await build_chart(bot.services, Subscription(CHANNEL, time(9)), DAY)
-    assert len(chart.days) == 30 and chart.days[-1] == DAY and chart.days[0] == DAY - timedelta(days=29)
-    assert [s.label for s in chart.series][:2] == ["Carol Chen", "Alice Adams"]
-    assert chart.series[-1].label == OTHERS and len(chart.series) == 6
+    # 30 days back from Tuesday, starting at the first day with spend: 10 to 24 November
+    assert chart.days[0] == date(2026, 11, 10) and chart.days[-1] == DAY and len(chart.days) == 15
+    # three models carry everything (acme-x is unpriced): stacked by model, nothing left to a grey band
+    assert [s.label for s in chart.series] == ["gpt-4o", "claude-sonnet-4-5", "gpt-4o-mini"]
     assert chart.total == Decimal("145.5") + Decimal(3)  # the month to Tuesday plus the six newcomers
     assert sum(s.values[-1] for s in chart.series) == Decimal("46.50")
+
+    # Alice and Carol spread $100 over ten models: now three people name more of it than three models
+    await ingest(bot.services, [ev(f"m{i}{who}", local(2026, 11, 21), who, model=f"model-{i}", cost="5.00")
+                                for i in range(10) for who in ("U0ALICE", "U0CAROL")])
+    chart = await build_chart(bot.services, Subscription(CHANNEL, time(9)), DAY)
+    assert [s.label for s in chart.series] == ["Carol Chen", "Alice Adams", "U0BOB", OTHERS]
+    assert sum(chart.series[-1].values) == Decimal("5.5")  # ci-key and the six newcomers
+    assert "Carol Chen has the largest share" in chart.alt_text()
+
+    # privacy "anonymous": never by person, whatever would name more
+    anonymous = await build_chart(bot.services, Subscription(CHANNEL, time(9), leaderboard="anonymous"), DAY)
+    assert "Carol Chen" not in [s.label for s in anonymous.series] and anonymous.series[-1].label == "other models"
 
 
 async def test_quiet_day_gets_a_short_friendly_digest(make_bot, fake_slack):
@@ -368,10 +394,10 @@ async def test_quiet_day_gets_a_short_friendly_digest(make_bot, fake_slack):
     await ingest(bot.services, [ev("old", local(2026, 11, 20), "U0ALICE", cost="3.00")])
     [outcome] = await sweep(bot.services)
     assert outcome.status == "posted"
-    [message] = fake_slack.messages_in(CHANNEL)
+    [message] = fake_slack.messages_in(CHANNEL)  # no details, no chart
     assert len(message["blocks"]) == 3 and "quiet" in message["text"]
     assert "no AI usage was recorded on Tuesday" in json.dumps(message["blocks"])
-    assert "$3.00" in json.dumps(message["blocks"])  # month to date is still there
+    assert "November so far $3" in json.dumps(message["blocks"])  # month to date is still there
     assert fake_slack.uploaded_files == []
 
 
@@ -397,8 +423,13 @@ async def test_block_kit_valid_for_200_people_and_50_models(make_bot, fake_slack
     assert len(view.unpriced) == 50 and len(view.unlinked) == 60
     blocks = digest_blocks(view)
     assert validate_blocks(blocks, surface="message") == []
-    assert len(blocks) < 20
-    assert "Person &lt;199&gt; &amp; a very long" in json.dumps(blocks)
+    assert len(blocks) <= 6
+    table = next(b for b in blocks if b["type"] == "table")
+    assert len(table["rows"]) == 6  # a header and the top 5; the rest of the top 50 is in the thread
+    assert table["rows"][1][0]["text"].startswith("1. Person <199> & a very long")  # raw text: nothing parsed
+    details = details_blocks(view)
+    assert validate_blocks(details, surface="message") == []
+    assert "Person &lt;198&gt; &amp; a very long" in json.dumps(details)  # mrkdwn lists are escaped
     [outcome] = await sweep(bot.services)  # and Slack (the strict fake) takes it
     assert outcome.status == "posted"
     assert len(fallback_text(view)) < 300
@@ -414,9 +445,15 @@ async def test_weekly_digest_on_mondays_covers_last_week(make_bot, fake_slack):
     clock.set(local(2026, 11, 30, 8, 30).astimezone(UTC))
     [outcome] = await sweep(bot.services)
     assert (outcome.status, outcome.period_start) == ("posted", date(2026, 11, 23))
-    [message] = fake_slack.messages_in("C0WEEKLY")
-    assert message["text"].startswith("AI spend — week of Mon 23 Nov – Sun 29 Nov 2026: $161.50")
-    assert "vs 4-week average" in json.dumps(message["blocks"])
+    [message] = fake_slack.channel_messages("C0WEEKLY")
+    assert message["text"].startswith("AI spend, week of Nov 23 – 29: $161.50")
+    blocks = json.dumps(message["blocks"])
+    assert "on the week before" in blocks and "on the 4-week average" in blocks  # week over week
+    assert "November so far" in blocks  # the month so far
+    assert "*Biggest movers*: Alice Adams up" in blocks  # who moved most on the week before
+    [chart] = fake_slack.uploaded_files
+    info = png_info(chart.content)[2]
+    assert info["tokenbot-period"] == "week" and info["tokenbot-last"] == "2026-11-23"  # the week's Monday
 
 
 async def test_cli_digest_posts_through_the_claim_path(make_bot, fake_slack):
@@ -461,9 +498,9 @@ def test_cli_dry_run_prints_text_and_block_kit(settings, monkeypatch, capsys, tm
     assert main(["digest", "--dry-run", "--date", "2026-11-24"]) == 0
     out = capsys.readouterr().out
     text, _, blocks_json = out.partition("\n{")
-    assert "AI spend — Tuesday 24 November 2026" in text and "$46.50" in text
+    assert "AI spend, Tue, Nov 24" in text and "$46.50" in text
     payload = json.loads("{" + blocks_json)
-    assert payload["channel"] == CHANNEL and payload["text"].startswith("AI spend — Tuesday 24 November 2026")
+    assert payload["channel"] == CHANNEL and payload["text"].startswith("AI spend, Tue, Nov 24")
     assert validate_blocks(payload["blocks"], surface="message") == []
     # posting needs the bot token; the error is one line
     assert main(["digest", "--date", "2026-11-24"]) == 2
@@ -476,7 +513,7 @@ async def test_demo_prints_yesterdays_digest(make_bot):
     bot, _ = await start(make_bot)
     await seed_scenario(bot)
     text = await demo_digest_text(bot.services)
-    assert "AI spend — Tuesday 24 November 2026" in text and "Top 4 by cost" in text
+    assert "AI spend, Tue, Nov 24" in text and "Top 4 by cost" in text
 
 
 async def test_a_process_without_slack_claims_nothing(settings):

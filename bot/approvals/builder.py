@@ -8,9 +8,9 @@ from decimal import Decimal
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.budgets import TREND_DAYS, BudgetStatus, budget_status, forecast
-from bot.clock import month_label
-from bot.people import display_names
+from bot.budgets import BudgetStatus, budget_status, forecast
+from bot.clock import month_label, month_last_day
+from bot.people import resolve_names
 from bot.services import Services
 from bot.views import approvals as views
 from bot.views.audit import AuditLine
@@ -30,9 +30,9 @@ async def build_view(services: Services, session: AsyncSession, request: BudgetR
     today = clock.today()
     if status is None:
         status = await budget_status(session, services.settings, clock, request.requester, day=today)
-    days = dict(await queries.person_days(session, request.requester, today - timedelta(days=TREND_DAYS - 1), today))
-    trend = tuple(days[day].cost_usd if day in days else ZERO
-                  for day in (today - timedelta(days=back) for back in range(TREND_DAYS - 1, -1, -1)))
+    days = dict(await queries.person_days(session, request.requester, today - timedelta(days=13), today))
+    last7 = sum((t.cost_usd for d, t in days.items() if d > today - timedelta(days=7)), ZERO)
+    prev7 = sum((t.cost_usd for d, t in days.items() if d <= today - timedelta(days=7)), ZERO)
     if request.status == "pending":
         limit_before, limit_after = status.limit_usd, status.limit_usd + request.amount_usd
     elif limits is not None:
@@ -41,7 +41,6 @@ async def build_view(services: Services, session: AsyncSession, request: BudgetR
         details = await approvals_repo.decision_details(session, request.id)
         limit_before = Decimal(details.get("limit_before_usd", status.limit_usd))
         limit_after = Decimal(details.get("limit_after_usd", limit_before))
-    last7 = sum(trend[-7:], ZERO)
     tz = clock.tz
     return views.RequestView(
         id=request.id,
@@ -58,9 +57,9 @@ async def build_view(services: Services, session: AsyncSession, request: BudgetR
         limit_usd=limit_before,
         limit_after_usd=limit_after,
         projected_usd=forecast(status, last7, today).projected_month_end,
-        trend=trend,
         last7_usd=last7,
-        prev7_usd=sum(trend[:7], ZERO),
+        prev7_usd=prev7,
+        month_end=month_last_day(today),
         granted_usd=request.granted_usd,
         decided_by=request.decided_by,
         decided_at=request.decided_at.astimezone(tz) if request.decided_at else None,
@@ -75,12 +74,19 @@ def people_of(request: BudgetRequest) -> list[str]:
     return [request.requester, *(request.approvers or ()), *([request.decided_by] if request.decided_by else [])]
 
 
+async def known_names(services: Services, users) -> dict[str, str]:
+    """Display names of these people, asking Slack (users.info, cached) for the ones not known yet;
+    people Slack cannot name are left out (views mention them instead)."""
+    return {k: v for k, v in (await resolve_names(services, list(users))).items() if v}
+
+
 async def request_view(services: Services, request_id: int, **kwargs) -> views.RequestView | None:
     async with services.db.session() as session:
         request = await approvals_repo.get_request(session, request_id)
-        if request is None:
-            return None
-        names = await display_names(services, people_of(request))
+    if request is None:
+        return None
+    names = await known_names(services, people_of(request))
+    async with services.db.session() as session:
         return await build_view(services, session, request, names, **kwargs)
 
 
@@ -88,9 +94,10 @@ async def pending_for(services: Services, approver: str) -> list[views.RequestVi
     """Pending requests this person is an approver of (App Home), oldest first."""
     async with services.db.session() as session:
         rows = [r for r in await approvals_repo.pending_requests(session) if approver in (r.approvers or [])]
-        if not rows:
-            return []
-        names = await display_names(services, [p for r in rows for p in (r.requester, *r.approvers)])
+    if not rows:
+        return []
+    names = await known_names(services, [p for r in rows for p in (r.requester, *r.approvers)])
+    async with services.db.session() as session:
         return [await build_view(services, session, r, names) for r in rows]
 
 

@@ -15,7 +15,8 @@ from bot.views.help import Message, Notice
 
 log = logging.getLogger(__name__)
 
-REQUEST_USAGE = "Usage: `/tokens request <amount> [reason]`, e.g. `/tokens request 50 eval run` (this month only)."
+REQUEST_USAGE = ("Usage: `/tokens request &lt;amount&gt; [reason]`, e.g. `/tokens request 50 eval run` "
+                 "(this month only).")
 AUDIT_USAGE = "Usage: `/tokens admin audit` for everyone, or `/tokens admin audit @person`."
 
 

@@ -54,7 +54,7 @@ async def request_form_errors(services: Services, requester: str, amount: str | 
         async with services.db.session() as session:
             pending = await approvals_repo.pending_request_id(session, requester)
         if pending is not None:
-            errors = {views.AMOUNT_BLOCK: f"You already have a pending request (#{pending}); one at a time."}
+            errors = {views.AMOUNT_BLOCK: "You already have a request waiting for a decision; one at a time."}
     return errors
 
 

@@ -2,7 +2,8 @@
 
 Each approver DM is stored (channel, ts) in `budget_requests.messages`, so any process can
 `chat.update` it; entries are marked with the state they show (`shown`), and the sweep job
-(jobs.py) repairs what a crashed process left undone. At the reminder, `default_approvers`
+(jobs.py) repairs what a crashed process left undone. The requester's outcome DM is a reply in
+the thread of their "your request went to …" DM, broadcast to the conversation. At the reminder, `default_approvers`
 get the full message with buttons; the first approvers get a reminder in their DM's thread.
 Refusals and "already decided by …" go to the clicker only (`tell`).
 """
@@ -16,9 +17,8 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from bot import outbox
-from bot.approvals.builder import build_view, people_of, request_view
+from bot.approvals.builder import build_view, known_names, people_of, request_view
 from bot.approvals.service import DecisionResult
-from bot.people import display_names
 from bot.services import Services
 from bot.views import approvals as views
 from bot.views.approval_forms import notice_modal
@@ -102,11 +102,14 @@ async def after_decision(services: Services, request_id: int, *,
     `decided` (from `service.decide`) carries the decided row, the budget and the limits, so a
     click reads nothing again; without it (expiry, repair, auto-approval) the row is read here."""
     outbox.kick(services)
+    request = decided.request if decided is not None else None
+    if request is None:
+        async with services.db.session() as session:
+            request = await approvals_repo.get_request(session, request_id)
+    if request is None or request.status == "pending":
+        return None
+    names = await known_names(services, people_of(request))
     async with services.db.session() as session:
-        request = decided.request if decided is not None else await approvals_repo.get_request(session, request_id)
-        if request is None or request.status == "pending":
-            return None
-        names = await display_names(services, people_of(request))
         view = await build_view(services, session, request, names,
                                 status=decided.status if decided else None, limits=decided.limits if decided else None)
     notice = RequesterNotice(view.status, view)
@@ -127,8 +130,11 @@ async def after_decision(services: Services, request_id: int, *,
                     continue  # retried by the sweep
             marks[(entry["channel"], entry["ts"])] = view.status
         new_entries = []
-        if not told:
-            posted = await post(services, view.requester, notice_fallback(notice), notice_blocks(notice))
+        if not told:  # in the thread of "your request went to …", broadcast so the DM shows it too
+            parent = next((e for e in entries if e.get("role") == "requester"), None)
+            thread = {"thread_ts": parent["ts"], "reply_broadcast": True} if parent else {}
+            posted = await post(services, parent["channel"] if parent else view.requester, notice_fallback(notice),
+                                notice_blocks(notice), **thread)
             if posted:
                 new_entries.append({"role": "outcome", "user": view.requester, **posted})
         if marks or new_entries:

@@ -37,7 +37,7 @@ from bot.config import Settings
 from bot.people import is_admin
 from bot.services import Services
 from bot.views import approvals as views
-from bot.views.format import json_money, money
+from bot.views.format import json_money, money, slack_moment
 from storage import approvals_repo, audit_repo, queries
 from storage.models import BudgetRequest
 
@@ -95,9 +95,9 @@ class CreateResult:
 
 
 def pending_message(request: BudgetRequest, link: str | None) -> str:
-    where = f"<{link}|request #{request.id}>" if link else f"request #{request.id}"
+    where = f"<{link}|your request>" if link else "your request"
     who = " or ".join(f"<@{a}>" for a in request.approvers) or "an admin"
-    return (f"You already have a pending request: {where} for {money(request.amount_usd)} more, waiting for {who}. "
+    return (f"You already have a request waiting: {where} for {money(request.amount_usd)} more, with {who}. "
             "One request at a time.")
 
 
@@ -164,7 +164,7 @@ async def create_request(services: Services, requester: str, amount_text: str | 
             f"Approved automatically: {money(data.amount)} more, {views.scope_label(data.scope)}."))
     who = " or ".join(f"<@{a}>" for a in approvers.users)
     return CreateResult("created", request_id, message=(
-        f"Request #{request_id} for {money(data.amount)} more ({views.scope_label(data.scope)}) went to {who}. "
+        f"Your request for {money(data.amount)} more ({views.scope_label(data.scope)}) went to {who}. "
         "You'll get a DM when they decide."))
 
 
@@ -227,11 +227,11 @@ def _status_words(request: BudgetRequest) -> str:
 
 
 def already_decided(services: Services, request: BudgetRequest) -> DecisionResult:
-    when = views.local_text(request.decided_at.astimezone(services.clock.tz)) if request.decided_at else ""
+    when = slack_moment(request.decided_at.astimezone(services.clock.tz)) if request.decided_at else ""
     granted = f" ({money(request.granted_usd)})" if request.status == "approved" and request.granted_usd else ""
     return DecisionResult("already_decided", request.id, message=(
-        f"Request #{request.id} from <@{request.requester}> {_status_words(request)}{granted}"
-        f"{' on ' + when if when else ''}. Nothing was changed."))
+        f"<@{request.requester}>'s request for {money(request.amount_usd)} more {_status_words(request)}{granted}"
+        f"{' ' + when if when else ''}. Nothing was changed."))
 
 
 async def authorise(services: Services, request: BudgetRequest, actor: str) -> DecisionResult | None:
@@ -239,11 +239,12 @@ async def authorise(services: Services, request: BudgetRequest, actor: str) -> D
     approvers = " or ".join(f"<@{a}>" for a in request.approvers) or "an admin"
     if actor == request.requester:
         return DecisionResult("own_request", request.id, message=(
-            f"You can't decide your own request #{request.id}: it is waiting for {approvers}. Nothing was changed."))
+            f"You can't decide your own request: it is waiting for {approvers}. Nothing was changed."))
     if actor in (request.approvers or []) or await is_admin(services, actor):
         return None
     return DecisionResult("not_allowed", request.id, message=(
-        f"Only {approvers} or an admin can decide request #{request.id} from <@{request.requester}>. "
+        f"Only {approvers} or an admin can decide <@{request.requester}>'s request for "
+        f"{money(request.amount_usd)} more. "
         "Nothing was changed."))
 
 
@@ -252,7 +253,7 @@ async def _pending_request(services: Services, request_id: int) -> BudgetRequest
     async with services.db.session() as session:
         request = await approvals_repo.get_request(session, request_id)
     if request is None:
-        return DecisionResult("not_found", request_id, message=f"Request #{request_id} does not exist.")
+        return DecisionResult("not_found", request_id, message="That request does not exist.")
     if request.status != "pending":
         return already_decided(services, request)
     return request

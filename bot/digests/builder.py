@@ -9,13 +9,24 @@ from datetime import date, timedelta
 from decimal import Decimal
 
 from bot.budgets import budget_statuses
-from bot.charts import OTHERS, ChartSeries, DailyChart
+from bot.charts import OTHER_MODELS, OTHERS, ChartSeries, DailyChart
 from bot.clock import month_key, month_last_day
 from bot.digests.periods import Subscription
 from bot.identities import is_slack_user_id
-from bot.people import display_names, fetch_person
+from bot.people import resolve_names
 from bot.services import Services
-from bot.views.digest import AnomalyRow, BudgetRow, DigestView, LeaderRow, ModelRow, UnlinkedRow, UnpricedRow
+from bot.views.digest import (
+    MOVERS_SHOWN,
+    AnomalyRow,
+    BudgetRow,
+    DigestView,
+    LeaderRow,
+    ModelRow,
+    MoverRow,
+    UnlinkedRow,
+    UnpricedRow,
+)
+from bot.views.format import day as day_text
 from storage import queries
 
 log = logging.getLogger(__name__)
@@ -27,8 +38,11 @@ ANOMALY_HISTORY_DAYS = 14  # calendar days before the day; days without usage co
 BUDGET_WATCH_SHARE = Decimal("0.8")
 MODELS_SHOWN = 5
 CHART_DAYS = 30
-CHART_SERIES = 5  # people or models stacked by name; the rest is "others"
+CHART_WEEKS = 12
+CHART_SERIES = 3  # people or models stacked by name; the rest is "everyone else" / "other models"
+CHART_MIN_BARS = 4
 NAME_LIMIT = 15  # per-person rows we look names up for, beyond the leaderboard
+MOVER_MIN_USD = Decimal(1)  # a change smaller than this is no "mover"
 
 async def build_digest(services: Services, sub: Subscription, first: date, last: date) -> DigestView:
     settings = services.settings
@@ -47,9 +61,13 @@ async def build_digest(services: Services, sub: Subscription, first: date, last:
         # one pass over the daily rollup serves the previous period, the baseline and the month-end pace
         series = dict(await queries.daily_series(session, first - timedelta(days=baseline_days), last))
         top_rows = ranked[: sub.top] if privacy != "off" else []
-        before = (
-            await queries.costs_by_user(session, prev_first, prev_last, [r.key for r in top_rows]) if top_rows else {}
-        )
+        if sub.period == "week" and privacy == "names":  # everyone's week before, for the biggest movers
+            before = await queries.costs_by_user(session, prev_first, prev_last)
+        else:
+            before = (
+                await queries.costs_by_user(session, prev_first, prev_last, [r.key for r in top_rows])
+                if top_rows else {}
+            )
         models = await queries.models_days(session, first, last, limit=MODELS_SHOWN)
         unpriced = await queries.unpriced_models(session, first, last)
         month_spend = await queries.month_costs_through(session, month, last, month_last)
@@ -84,10 +102,11 @@ async def build_digest(services: Services, sub: Subscription, first: date, last:
             worst.setdefault(row.user_key, row)
         anomalies = list(worst.values())
 
+    movers = biggest_movers(ranked, before) if sub.period == "week" and privacy == "names" else []
     names: dict[str, str | None] = {}
     if privacy == "names":
         wanted = [r.key for r in top_rows] + [r.user_key for r in over[:NAME_LIMIT]]
-        wanted += [a.user_key for a in anomalies[:NAME_LIMIT]]
+        wanted += [a.user_key for a in anomalies[:NAME_LIMIT]] + [m.user_key for m in movers]
         names = await resolve_names(services, wanted)
 
     def cost_between(start: date, end: date) -> Decimal:
@@ -137,7 +156,18 @@ async def build_digest(services: Services, sub: Subscription, first: date, last:
             UnlinkedRow(r.key, r.totals.cost_usd, r.totals.tokens) for r in ranked if not is_slack_user_id(r.key)
         ),
         unpriced=tuple(UnpricedRow(m, events, count) for m, events, count in unpriced),
+        movers=tuple(replace(m, name=names.get(m.user_key)) for m in movers),
     )
+
+
+def biggest_movers(ranked: list[queries.Ranked], before: dict[str, Decimal]) -> list[MoverRow]:
+    """The people whose spend changed most against the period before (at least MOVER_MIN_USD), largest first."""
+    now = {r.key: r.totals.cost_usd for r in ranked if is_slack_user_id(r.key)}
+    keys = set(now) | {k for k in before if is_slack_user_id(k)}
+    rows = [MoverRow(k, None, now.get(k, ZERO), before.get(k, ZERO)) for k in keys]
+    rows = [r for r in rows if abs(r.delta) >= MOVER_MIN_USD]
+    rows.sort(key=lambda r: (-abs(r.delta), r.user_key))
+    return rows[:MOVERS_SHOWN]
 
 
 def find_anomalies(
@@ -163,55 +193,51 @@ def find_anomalies(
     return found
 
 
-async def resolve_names(services: Services, keys: list[str]) -> dict[str, str | None]:
-    """Display names for Slack ids: the people cache, then users.info (cached) for unknown ones."""
-    people = sorted({k for k in keys if is_slack_user_id(k)})
-    if not people:
-        return {}
-    known = await display_names(services, people)
-    names: dict[str, str | None] = {k: (v if v and v != k else None) for k, v in known.items()}
-    if services.slack is not None:
-        for key in [k for k, v in names.items() if v is None]:
-            try:
-                person = await fetch_person(services, key)
-            except Exception:  # a name is nice to have; the digest goes out without it
-                log.debug("users.info failed for %s", key, exc_info=True)
-                continue
-            if person is not None and person.display_name:
-                names[key] = person.display_name
-    return names
-
-
 async def build_chart(services: Services, sub: Subscription, last: date) -> DailyChart:
-    """Daily cost for the CHART_DAYS days ending `last`, stacked by the top people (privacy
-    "names") or else by the top models, so a chart never shows what the text hides."""
-    first = last - timedelta(days=CHART_DAYS - 1)
-    days = tuple(first + timedelta(days=i) for i in range(CHART_DAYS))
-    index = {d: i for i, d in enumerate(days)}
-    totals = [ZERO] * CHART_DAYS
-    named: dict[str, list[Decimal]] = {}
+    """The digest's chart: cost per day for the CHART_DAYS days ending `last` (daily digests) or per
+    week for the CHART_WEEKS weeks ending with the week that ends `last` (weekly digests), the last
+    bar being the one the digest covers. Stacked by the top CHART_SERIES people (privacy "names"
+    only, so a chart never shows what the text hides) or models, whichever leaves less to the grey
+    "everyone else" band."""
+    weekly = sub.period == "week"
+    bars = CHART_WEEKS if weekly else CHART_DAYS
+    width = 7 if weekly else 1
+    first = last - timedelta(days=bars * width - 1)
+
+    def bar_of(day: date) -> int:
+        return (day - first).days // width
+
+    totals = [ZERO] * bars
+    per_model: dict[str, list[Decimal]] = {}
+    per_person: dict[str, list[Decimal]] = {}
     async with services.db.session() as session:
+        for day, model, cost in await queries.daily_costs_by_model(session, first, last):
+            per_model.setdefault(model, [ZERO] * bars)[bar_of(day)] += cost
+            totals[bar_of(day)] += cost
         if sub.privacy(services.settings) == "names":
-            by = "person"
             top = await queries.leaderboard_days(session, first, last, limit=CHART_SERIES)
-            for day, t in await queries.daily_series(session, first, last):
-                totals[index[day]] = t.cost_usd
-            order = [r.key for r in top]
-            named = {k: [ZERO] * CHART_DAYS for k in order}
-            for key, day, cost in await queries.daily_costs(session, first, last, user_keys=order):
-                named[key][index[day]] = cost
-        else:
-            by = "model"
-            per_model: dict[str, list[Decimal]] = {}
-            for day, model, cost in await queries.daily_costs_by_model(session, first, last):
-                per_model.setdefault(model, [ZERO] * CHART_DAYS)[index[day]] += cost
-                totals[index[day]] += cost
-            order = sorted(per_model, key=lambda m: (-sum(per_model[m], ZERO), m))[:CHART_SERIES]
-            named = {m: per_model[m] for m in order}
-    labels = await resolve_names(services, order) if by == "person" else {}
+            per_person = {r.key: [ZERO] * bars for r in top}
+            for key, day, cost in await queries.daily_costs(session, first, last, user_keys=list(per_person)):
+                per_person[key][bar_of(day)] += cost
+    models = sorted(per_model, key=lambda m: (-sum(per_model[m], ZERO), m))[:CHART_SERIES]
+    people = sorted(per_person, key=lambda k: (-sum(per_person[k], ZERO), k))
+
+    def covered(keys, table) -> Decimal:
+        return sum((sum(table[k], ZERO) for k in keys), ZERO)
+
+    by_person = bool(people) and covered(people, per_person) >= covered(models, per_model)
+    order, named = (people, per_person) if by_person else (models, per_model)
+    labels = await resolve_names(services, order) if by_person else {}
     series = [ChartSeries(labels.get(k) or k, tuple(named[k])) for k in order]
     rest = tuple(t - sum((named[k][i] for k in order), ZERO) for i, t in enumerate(totals))
     if any(v > 0 for v in rest):
-        series.append(ChartSeries(OTHERS, rest))
-    title = f"Daily AI cost by {by}, {days[0]:%-d %b} – {days[-1]:%-d %b %Y}"
-    return DailyChart(title, days, tuple(series))
+        series.append(ChartSeries(OTHERS if by_person else OTHER_MODELS, rest))
+    starts = tuple(first + timedelta(days=i * width) for i in range(bars))
+    # bars before the first spend say nothing: start there, keeping at least CHART_MIN_BARS
+    skip = min(next((i for i, t in enumerate(totals) if t > 0), bars), bars - CHART_MIN_BARS)
+    if skip > 0:
+        starts = starts[skip:]
+        series = [ChartSeries(s.label, s.values[skip:]) for s in series]
+    unit = "week" if weekly else "day"
+    title = f"AI cost per {unit} by {'person' if by_person else 'model'}, {day_text(starts[0])} – {day_text(last)}"
+    return DailyChart(title, starts, tuple(series), period=unit)

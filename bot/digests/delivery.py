@@ -22,7 +22,8 @@ from bot.charts import render_png
 from bot.digests.builder import build_chart, build_digest
 from bot.digests.periods import Subscription
 from bot.services import Services
-from bot.views.digest import DigestView, digest_blocks, fallback_text
+from bot.views.digest import DigestView, details_blocks, details_fallback, digest_blocks, fallback_text
+from bot.views.format import weekday
 from storage import digests_repo
 from storage.models import DigestRun
 
@@ -150,6 +151,7 @@ async def deliver(
     await _mark_posted(services, key, token, ts)
     log.info("posted the %s digest for %s (%s), ts %s", sub.period, sub.channel, first, ts)
     if not view.quiet:
+        await post_details(services, sub, view, ts)
         await post_chart(services, sub, view, ts)
     return outcome("posted", ts=ts)
 
@@ -204,12 +206,16 @@ ADVICE = {
 }
 
 
-async def report_to_admins(services: Services, sub: Subscription, first: date, error: str) -> None:
+def report_to_admins_text(sub: Subscription, first: date, error: str) -> str:
     code = error if error in ADVICE else None
     what = "weekly" if sub.period == "week" else "daily"
-    text = (f":warning: The {what} AI spend digest for <#{sub.channel}> ({first:%a %-d %b}) could not be "
+    return (f":warning: The {what} AI spend digest for <#{sub.channel}> ({weekday(first)}) could not be "
             f"posted: `{error}`. " + (ADVICE[code] if code else "Slack kept failing; the next digest will try "
                                       "again. Check the logs of `tokenbot serve`."))
+
+
+async def report_to_admins(services: Services, sub: Subscription, first: date, error: str) -> None:
+    text = report_to_admins_text(sub, first, error)
     if not services.settings.admins:
         log.error("no admins configured to tell: %s", text)
     for admin in services.settings.admins:
@@ -219,8 +225,22 @@ async def report_to_admins(services: Services, sub: Subscription, first: date, e
             log.exception("could not tell admin %s that the digest for %s failed", admin, sub.channel)
 
 
+async def post_details(services: Services, sub: Subscription, view: DigestView, ts: str | None) -> bool:
+    """The digest's details (the rest of the top N, models, budgets, unusual days) as a reply in its
+    thread, one click away from the short channel message; a failure is logged, never raised."""
+    try:
+        await services.slack.chat_postMessage(channel=sub.channel, thread_ts=ts, text=details_fallback(view),
+                                              blocks=details_blocks(view), unfurl_links=False, unfurl_media=False)
+        return True
+    except Exception:
+        log.warning("the details of the %s digest in %s could not be posted; the digest stands",
+                    sub.period, sub.channel, exc_info=True)
+        return False
+
+
 async def post_chart(services: Services, sub: Subscription, view: DigestView, ts: str | None) -> bool:
-    """Upload the 30-day chart into the digest's thread; a failure is logged, never raised."""
+    """Upload the chart (30 days, or 12 weeks for a weekly digest) into the digest's thread, its alt
+    text saying the takeaway; a failure is logged, never raised."""
     try:
         chart = await build_chart(services, sub, view.last)
         if chart.total <= 0:
@@ -228,7 +248,7 @@ async def post_chart(services: Services, sub: Subscription, view: DigestView, ts
         png = await asyncio.to_thread(render_png, chart)
         await services.slack.files_upload_v2(
             channel=sub.channel, thread_ts=ts, content=png, filename=f"ai-spend-{view.last.isoformat()}.png",
-            title=chart.title, alt_txt=f"{chart.title}: stacked bars, one per day",
+            title=chart.title, alt_txt=chart.alt_text(),
         )
         return True
     except Exception:

@@ -1,5 +1,10 @@
-"""Budget alerts on screen: the person's DM (threshold or forecast, with the
-"Request more budget" button) and the approver's note at 100%. Block Kit and text."""
+"""Budget alerts on screen: the person's DM (threshold or forecast, with the "Request more budget"
+button) and the approver's note at 100%. Block Kit and text.
+
+An alert says where the person is now, not which threshold was crossed: a batch that jumps from
+75% to 99% says "99% used: $6 left", and past the limit it says how much over, and whether calls
+are refused. The notification text is that same first line.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +13,8 @@ from datetime import date
 from decimal import Decimal
 
 from bot.views.approvals import REQUEST_ACTION
-from bot.views.blocks import Block, actions, bar, button, context, mention, section
-from bot.views.format import money, percent
+from bot.views.blocks import Block, actions, button, context, mention, section
+from bot.views.format import day, money, percent
 
 
 @dataclass(frozen=True)
@@ -26,6 +31,8 @@ class BudgetAlertView:
     projected_usd: Decimal
     runs_out_on: date | None = None
     pending_request: int | None = None  # an open request: no button, say so instead
+    month_end: date | None = None
+    enforced: bool = False  # gateways check tokenbot's limits: over budget, calls are refused
 
     @property
     def share(self) -> Decimal:
@@ -35,35 +42,45 @@ class BudgetAlertView:
     def remaining_usd(self) -> Decimal:
         return max(self.limit_usd - self.spent_usd, Decimal(0))
 
-
-def _day(day: date) -> str:
-    return f"{day:%a %b} {day.day}"
-
-
-def _ordinal(n: int) -> str:
-    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
-    return f"{n}{suffix}"
+    @property
+    def month(self) -> str:
+        return self.month_label.split()[0] if self.month_label else ""
 
 
-def _headline(view: BudgetAlertView) -> str:
+def _budget(view: BudgetAlertView, whose: str) -> str:
+    return f"{whose} {money(view.limit_usd)} {view.month} budget".replace("  ", " ")
+
+
+def _headline(view: BudgetAlertView, *, whose: str = "your", subject: str = "You") -> str:
     if view.kind == "forecast":
-        day = view.runs_out_on
-        return (f"At this pace your {money(view.limit_usd)} budget runs out on the {_ordinal(day.day)} "
-                f"({_day(day)})") if day else "Your budget may run out before the month ends"
-    if view.threshold is not None and view.threshold >= 1:
-        return f"You have used {percent(view.share)} of your {money(view.limit_usd)} budget for {view.month_label}"
-    return (f"You have passed {percent(view.threshold or view.share)} of your {money(view.limit_usd)} budget "
-            f"for {view.month_label}")
+        if view.runs_out_on is None:
+            return f"At this pace {_budget(view, whose)} may run out before the month ends"
+        return f"At this pace {_budget(view, whose)} runs out on {day(view.runs_out_on)}"
+    over = view.spent_usd - view.limit_usd
+    verb = "are" if subject == "You" else "is"
+    if over > 0:
+        return f"{subject} {verb} {money(over)} over {_budget(view, whose)} ({percent(view.share)})"
+    if over == 0:
+        return f"{subject} {'have' if subject == 'You' else 'has'} used all of {_budget(view, whose)}"
+    return (f"{subject} {'have' if subject == 'You' else 'has'} used {percent(view.share)} of {_budget(view, whose)}: "
+            f"{money(view.remaining_usd)} left")
 
 
 def _detail(view: BudgetAlertView) -> str:
-    line = f"{money(view.spent_usd)} spent, {money(view.remaining_usd)} left; it resets on {_day(view.resets_on)}."
+    resets = f"resets {day(view.resets_on)}"
     if view.kind == "forecast":
-        return (f"You are spending about {money(view.pace_per_day)} a day (last 7 days). {line} "
-                "Ask for more now, while there is still time.")
+        return (f"{money(view.spent_usd)} spent, {money(view.remaining_usd)} left · {money(view.pace_per_day)}/day "
+                f"over the last 7 days · {resets}. Ask for more now, while there is still time.")
+    if view.spent_usd >= view.limit_usd:
+        if view.enforced:
+            return (f"{money(view.spent_usd)} spent. Gateways that check tokenbot refuse your calls until the budget "
+                    f"{resets} or an approver raises it.")
+        return f"{money(view.spent_usd)} spent. tokenbot does not block calls; the budget {resets}."
+    line = f"{money(view.spent_usd)} spent"
     if view.pace_per_day > 0:
-        line += f" At this pace the month ends near {money(view.projected_usd)}."
-    return line
+        by = f" by {day(view.month_end)}" if view.month_end else " by month end"
+        line += f" · on pace for about {money(view.projected_usd)}{by}"
+    return f"{line} · {resets}"
 
 
 def alert_fallback(view: BudgetAlertView) -> str:
@@ -72,13 +89,10 @@ def alert_fallback(view: BudgetAlertView) -> str:
 
 def alert_blocks(view: BudgetAlertView) -> list[Block]:
     icon = ":chart_with_upwards_trend:" if view.kind == "forecast" else (
-        ":rotating_light:" if view.share >= 1 else ":warning:")
-    blocks: list[Block] = [
-        section(f"{icon} *{_headline(view)}*\n`{bar(float(min(view.share, Decimal(1))))}` {percent(view.share)}\n"
-                f"{_detail(view)}"),
-    ]
+        ":no_entry:" if view.spent_usd > view.limit_usd else ":warning:")
+    blocks: list[Block] = [section(f"{icon} *{_headline(view)}*\n{_detail(view)}")]
     if view.pending_request is not None:
-        blocks.append(context(f"Your request #{view.pending_request} is waiting for a decision."))
+        blocks.append(context("Your request for more budget is waiting for a decision."))
     else:
         blocks.append(actions(button("Request more budget", REQUEST_ACTION, value=view.user, style="primary"),
                               block_id="alert_actions"))
@@ -86,28 +100,32 @@ def alert_blocks(view: BudgetAlertView) -> list[Block]:
 
 
 def alert_text(view: BudgetAlertView) -> str:
-    lines = [_headline(view), f"  {bar(float(min(view.share, Decimal(1))))} {percent(view.share)}",
-             f"  {_detail(view)}"]
+    lines = [_headline(view), f"  {_detail(view)}"]
     if view.pending_request is not None:
-        lines.append(f"  Your request #{view.pending_request} is waiting for a decision.")
+        lines.append("  Your request for more budget is waiting for a decision.")
     else:
         lines.append("  [Request more budget]")
     return "\n".join(lines)
 
 
+def _known_name(view: BudgetAlertView) -> str:
+    """Their display name, or a mention (Slack shows the name) when tokenbot does not know it."""
+    return view.name if view.name and view.name != view.user else mention(view.user)
+
+
 def approver_alert_fallback(view: BudgetAlertView) -> str:
-    return f"{view.name} has used {percent(view.share)} of their {view.month_label} budget"
+    return _headline(view, whose="their", subject=_known_name(view))
 
 
 def approver_alert_blocks(view: BudgetAlertView) -> list[Block]:
     return [
-        section(f":rotating_light: {mention(view.user)} has used *{percent(view.share)}* of their "
-                f"{money(view.limit_usd)} budget for {view.month_label} ({money(view.spent_usd)} spent)."),
-        context("You approve their budget requests. If they ask for more, the request comes here with "
-                "Approve and Deny buttons."),
+        section(f":rotating_light: *{_headline(view, whose='their', subject=mention(view.user))}*\n"
+                f"{money(view.spent_usd)} spent this month; the budget resets {day(view.resets_on)}."),
+        context("You approve their budget requests: if they ask for more, the request comes here with "
+                "Approve and Deny."),
     ]
 
 
 def approver_alert_text(view: BudgetAlertView) -> str:
-    return (f"{view.name} has used {percent(view.share)} of their {money(view.limit_usd)} budget for "
-            f"{view.month_label} ({money(view.spent_usd)} spent). Their requests come to you.")
+    return (f"{_headline(view, whose='their', subject=view.name)}. {money(view.spent_usd)} spent this month. "
+            "Their requests come to you.")

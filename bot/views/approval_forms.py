@@ -101,8 +101,7 @@ class DecisionContext:
 
 
 def _ask_summary(ctx: DecisionContext) -> str:
-    return (f"{mention(ctx.requester)} asked for *{money(Decimal(ctx.amount))} more*, "
-            f"{scope_label(ctx.scope)} (request #{ctx.request_id}).")
+    return f"{mention(ctx.requester)} asked for *{money(Decimal(ctx.amount))} more*, {scope_label(ctx.scope)}."
 
 
 def deny_modal(ctx: DecisionContext) -> Block:

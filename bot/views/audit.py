@@ -8,9 +8,9 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from bot.views.approvals import local_text, scope_label, slack_date
+from bot.views.approvals import scope_label
 from bot.views.blocks import Block, context, escape, fit, header, long_text_sections, mention, section
-from bot.views.format import money
+from bot.views.format import moment_text, money, slack_moment
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,7 @@ def _audit_line(line: AuditLine, names: Mapping[str, str], *, slack: bool) -> st
     def usd(key: str) -> str:
         return money(Decimal(d[key])) if d.get(key) is not None else "?"
 
-    when = slack_date(line.at, local_text(line.at)) if slack else local_text(line.at)
+    when = slack_moment(line.at) if slack else moment_text(line.at)
     ref = f"#{line.request_id}" if line.request_id else ""
     word = ACTION_WORDS.get(line.action, line.action.replace("_", " "))
     scope = scope_label(d.get("scope", "")) if d.get("scope") else ""

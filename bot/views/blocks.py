@@ -3,7 +3,9 @@
 Views build view models elsewhere (cards, digests, approvals) and turn them into blocks
 with these helpers only, so every message looks alike and stays inside the limits
 (SLACK_NOTES.md): 50 blocks a message, 100 a modal or Home tab, 3000 chars a section,
-10 fields of 2000 chars, 150-char headers, 75-char button labels.
+10 fields of 2000 chars, 150-char headers, 75-char button labels; one table of 100 rows a message.
+There are no text bars or sparklines: a screen reader reads "dark shade" twenty times where the
+words ("16% used", "up 12% week on week") say it once.
 """
 
 from __future__ import annotations
@@ -19,6 +21,9 @@ FIELD_TEXT = 2000
 HEADER_TEXT = 150
 BUTTON_TEXT = 75
 CONTEXT_ELEMENTS = 10
+FIELDS_PER_SECTION = 10
+TABLE_ROWS = 100
+TABLE_COLUMNS = 20
 
 
 def escape(text: str) -> str:
@@ -57,7 +62,21 @@ def section(text: str, *, accessory: Block | None = None, block_id: str | None =
 
 def fields(pairs: list[str]) -> Block:
     """A section of up to 10 two-column fields."""
-    return {"type": "section", "fields": [{"type": "mrkdwn", "text": clip(p, FIELD_TEXT)} for p in pairs[:10]]}
+    return {"type": "section",
+            "fields": [{"type": "mrkdwn", "text": clip(p, FIELD_TEXT)} for p in pairs[:FIELDS_PER_SECTION]]}
+
+
+def table(rows: list[list[str]], *, align: list[str], wrap: list[bool] | None = None) -> Block:
+    """A table block (messages only, one per message): plain cells, the first row a header by convention.
+
+    Slack's limits: up to 100 rows of up to 20 cells; a raw_text cell may not be empty, so "–" stands in."""
+    settings = [{"align": a, **({"is_wrapped": True} if wrap and wrap[i] else {})} for i, a in enumerate(align)]
+    return {
+        "type": "table",
+        "column_settings": settings[:TABLE_COLUMNS],
+        "rows": [[{"type": "raw_text", "text": cell or "–"} for cell in row[:TABLE_COLUMNS]]
+                 for row in rows[:TABLE_ROWS]],
+    }
 
 
 def context(*texts: str) -> Block:
@@ -69,8 +88,11 @@ def divider() -> Block:
 
 
 def button(text: str, action_id: str, *, value: str | None = None, style: str | None = None,
-           confirm: dict[str, Any] | None = None) -> Block:
+           confirm: dict[str, Any] | None = None, label: str | None = None) -> Block:
+    """`label` is what a screen reader says instead of the short visible text (75 chars)."""
     element: Block = {"type": "button", "text": plain(text, BUTTON_TEXT), "action_id": action_id}
+    if label:
+        element["accessibility_label"] = clip(label, 75)
     if value is not None:
         element["value"] = clip(value, 2000)
     if style in ("primary", "danger"):
@@ -118,22 +140,3 @@ def fit(blocks: list[Block], limit: int = MAX_MESSAGE_BLOCKS, *, note: str = "�
     if len(blocks) <= limit:
         return blocks
     return [*blocks[: limit - 1], context(note)]
-
-
-def bar(share: float, width: int = 20) -> str:
-    """A text progress bar: ▓▓▓▓▓░░░░░ (capped at full)."""
-    filled = max(0, min(width, round(share * width)))
-    return "▓" * filled + "░" * (width - filled)
-
-
-SPARK = "▁▂▃▄▅▆▇█"
-
-
-def sparkline(values: list[float]) -> str:
-    """A tiny trend: ▁▂▅█▃ (all-zero series draw flat)."""
-    if not values:
-        return ""
-    top = max(values)
-    if top <= 0:
-        return SPARK[0] * len(values)
-    return "".join(SPARK[min(len(SPARK) - 1, int(v / top * (len(SPARK) - 1) + 0.5))] for v in values)

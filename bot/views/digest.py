@@ -1,41 +1,56 @@
 """Channel digests: the view model (built by bot/digests/builder.py from rollups) -> Block Kit and plain text.
 
-A digest is a handful of packed blocks whatever the size of the organisation: a header,
-a context line with "data as of", one fields section with the totals, and one section per
-topic whose lines are packed by `long_text_sections` (never one block per person). With
-200 people, 50 models and long names it stays far inside Slack's limits (50 blocks,
-3000 chars a section); `fit` guards the block count anyway.
+The channel message answers first and fits a phone screen: a header naming the day or week, one
+headline section (the total against the period before and the trailing average; the month so far
+against the budgets), for a weekly digest the week's biggest movers, the top 5 as a table (one
+table a message, amounts right-aligned), and one context line (models, who is near their budget,
+unusual days, "as of"). The details (the rest of the top N, models, the budget and anomaly lists)
+go in a reply in the digest's thread (`details_blocks`), with the chart; nothing is said twice.
 
-Names in a channel digest are display names, not `<@mentions>`: a daily post must not
-ping ten people every morning. A person whose name is unknown is shown as a mention.
-Privacy (SPEC 3): "names" shows everyone; "anonymous" shows ranks and amounts without
-names ("#1 — $123.45") and only counts for the per-person sections; "off" leaves the
-leaderboard out (totals, models and counts stay).
+Admin matters ("Data to check": unlinked ids, models without a price) are not posted to the
+channel, where they would teach everyone admin commands: admins see them in their App Home
+(bot/data_check.py). The plain text (the CLI's dry run, the demo) still lists them for the
+operator running it.
+
+Names in a channel digest are display names, not `<@mentions>`: a daily post must not ping ten
+people every morning. Privacy (SPEC 3): "names" shows everyone; "anonymous" shows ranks and
+amounts without names and only counts for the per-person lists; "off" leaves the leaderboard
+and the movers out (totals, models and counts stay).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 
 from bot.views.blocks import (
     Block,
     clip,
     context,
-    divider,
     escape,
-    fields,
     fit,
     header,
     long_text_sections,
-    mention,
     section,
+    table,
 )
-from bot.views.format import money, percent, tokens
+from bot.views.format import (
+    change,
+    day,
+    moment_text,
+    money,
+    percent,
+    plural,
+    slack_moment,
+    tokens,
+    weekday,
+)
 
 ZERO = Decimal(0)
 LIST_LIMIT = 15  # rows shown in the budget, anomaly and unlinked lists before "and N more"
+CHANNEL_TOP = 5  # leaderboard rows in the channel message; the rest of the top N go in the thread
+MOVERS_SHOWN = 3
 
 
 @dataclass(frozen=True)
@@ -47,6 +62,20 @@ class LeaderRow:
     cost_usd: Decimal
     tokens: int
     previous_cost_usd: Decimal  # the same person in the previous period
+
+
+@dataclass(frozen=True)
+class MoverRow:
+    """A person whose spend moved most against the previous period (weekly digests)."""
+
+    user_key: str
+    name: str | None
+    cost_usd: Decimal
+    previous_cost_usd: Decimal
+
+    @property
+    def delta(self) -> Decimal:
+        return self.cost_usd - self.previous_cost_usd
 
 
 @dataclass(frozen=True)
@@ -122,6 +151,7 @@ class DigestView:
     unlinked: tuple[UnlinkedRow, ...] = ()
     unpriced: tuple[UnpricedRow, ...] = ()
     notes: tuple[str, ...] = field(default_factory=tuple)
+    movers: tuple[MoverRow, ...] = ()  # weekly digests, privacy "names": the biggest changes, largest first
 
     @property
     def quiet(self) -> bool:
@@ -135,40 +165,31 @@ class DigestView:
 # -- wording shared by both renderers ----------------------------------------------------------------
 def period_title(view: DigestView) -> str:
     if view.period == "week":
-        span = f"{view.first:%a %-d %b} – {view.last:%a %-d %b %Y}"
-        return f"AI spend — week of {span}"
-    return f"AI spend — {view.first:%A %-d %B %Y}"
+        last = f"{view.last.day}" if view.last.month == view.first.month else day(view.last)
+        return f"AI spend, week of {day(view.first)} – {last}"
+    return f"AI spend, {weekday(view.first)}"
 
 
 def previous_noun(view: DigestView) -> str:
-    return "the week before" if view.period == "week" else f"{view.first - timedelta(days=1):%a}"
+    return "the week before" if view.period == "week" else f"{view.first - timedelta(days=1):%A}"
 
 
-def change(current: Decimal, baseline: Decimal) -> str:
-    """▲ 12% / ▼ 8% / ±0% against a baseline; "new" when there was nothing before."""
-    if baseline <= 0:
-        return "new" if current > 0 else "±0%"
-    share = (current - baseline) / baseline
-    if share >= 9:  # ten times or more: a factor reads better than "▲ 97314%"
-        return f"▲ {(current / baseline).quantize(Decimal(1), rounding=ROUND_HALF_UP):,}×"
-    rounded = (share * 100).quantize(Decimal(1), rounding=ROUND_HALF_UP)
-    if rounded == 0:
-        return "±0%"
-    return f"{'▲' if rounded > 0 else '▼'} {abs(rounded)}%"
+def _previous_short(view: DigestView) -> str:
+    return "vs prev wk" if view.period == "week" else f"vs {view.first - timedelta(days=1):%a}"
 
 
-def as_of_text(view: DigestView) -> str:
-    return f"Data as of {view.as_of:%a %-d %b, %H:%M %Z} ({view.timezone})"
+def as_of_text(view: DigestView, *, slack: bool = False) -> str:
+    return f"Data as of {slack_moment(view.as_of) if slack else moment_text(view.as_of)}"
 
 
 def _who(user_key: str | None, name: str | None, is_person: bool, *, slack: bool) -> str:
     if user_key is None:
         return "someone"
     if not is_person:
-        return (f"`{escape(user_key)}`" if slack else user_key) + " (unlinked)"
+        return (escape(user_key) if slack else user_key) + " (unlinked)"
     if name:
         return escape(name) if slack else name
-    return mention(user_key) if slack else user_key
+    return user_key  # no mention in a channel: nobody is pinged by a digest
 
 
 def _more(total: int, shown: int) -> list[str]:
@@ -180,49 +201,72 @@ def fallback_text(view: DigestView) -> str:
     if view.quiet:
         return f"{period_title(view)}: a quiet one, no AI usage recorded."
     return (f"{period_title(view)}: {money(view.cost_usd)} across {tokens(view.tokens)} tokens "
-            f"({change(view.cost_usd, view.previous_cost_usd)} vs {previous_noun(view)})")
-
-
-def _leader_line(row: LeaderRow, view: DigestView, *, slack: bool) -> str:
-    trend = change(row.cost_usd, row.previous_cost_usd)
-    if view.privacy == "anonymous":
-        if slack:
-            return f"`#{row.rank:<2}` — *{money(row.cost_usd)}* · {tokens(row.tokens)} tokens · {trend}"
-        return f"  #{row.rank:<3} — {money(row.cost_usd):>11}  {tokens(row.tokens):>7} tokens  {trend}"
-    who = _who(row.user_key, row.name, row.is_person, slack=slack)
-    if slack:
-        return f"`{row.rank:>2}.` {clip(who, 80)} — *{money(row.cost_usd)}* · {tokens(row.tokens)} tokens · {trend}"
-    return f"  {row.rank:>2}. {clip(who, 28):<28} {money(row.cost_usd):>11}  {tokens(row.tokens):>7} tokens  {trend}"
-
-
-def _model_line(row: ModelRow, view: DigestView, *, slack: bool) -> str:
-    share = percent(row.cost_usd / view.cost_usd) if view.cost_usd > 0 else "–"
-    if slack:
-        return f"• `{escape(clip(row.model, 60))}` — *{money(row.cost_usd)}* · {tokens(row.tokens)} tokens · {share}"
-    return f"  {clip(row.model, 28):<28} {money(row.cost_usd):>11}  {tokens(row.tokens):>7} tokens  {share:>4}"
+            f"({change(view.cost_usd, view.previous_cost_usd)} on {previous_noun(view)})")
 
 
 def _month_line(view: DigestView) -> str:
-    line = f"{money(view.month_to_date_usd)} month to date, {money(view.projected_usd)} projected by month end"
+    month = f"{date.fromisoformat(view.month + '-01'):%B}" if view.month else "The month"
+    line = f"{month} so far {money(view.month_to_date_usd)}, on pace for {money(view.projected_usd)}"
     if view.budgets_usd > 0:
-        share = percent(view.projected_usd / view.budgets_usd)
-        line += (f", against {money(view.budgets_usd)} of budgets for the {view.budget_people} "
-                 f"{'person' if view.budget_people == 1 else 'people'} spending this month ({share})")
+        line += f" of {money(view.budgets_usd)} in budgets ({percent(view.projected_usd / view.budgets_usd)})"
     return line
 
 
+def headline(view: DigestView, *, slack: bool) -> list[str]:
+    """The answer: the total against the period before and the average, then who and the month."""
+    total = f"*{money(view.cost_usd)}*" if slack else money(view.cost_usd)
+    return [f"{total} on {tokens(view.tokens)} tokens · {change(view.cost_usd, view.previous_cost_usd)} on "
+            f"{previous_noun(view)} · {change(view.cost_usd, view.baseline_cost_usd)} on the {view.baseline_label}",
+            f"{plural(view.people, 'person', 'people')} · {_month_line(view)}"]
+
+
+def _movers_line(view: DigestView, *, slack: bool) -> str | None:
+    if view.privacy != "names" or not view.movers:
+        return None
+    parts = [f"{_who(m.user_key, m.name, True, slack=slack)} {'up' if m.delta > 0 else 'down'} {money(abs(m.delta))}"
+             for m in view.movers]
+    title = "*Biggest movers*" if slack else "Biggest movers"
+    return f"{title}: " + " · ".join(parts)
+
+
+def _leader_cells(row: LeaderRow, view: DigestView) -> list[str]:
+    who = _who(row.user_key, row.name, row.is_person, slack=False) if view.privacy == "names" else "someone"
+    return [f"{row.rank}. {clip(who, 60)}", money(row.cost_usd), tokens(row.tokens),
+            change(row.cost_usd, row.previous_cost_usd)]
+
+
+def _leader_table(rows: tuple[LeaderRow, ...], view: DigestView) -> Block:
+    titles = ["Who", "Cost", "Tokens", _previous_short(view)]
+    return table([titles, *(_leader_cells(r, view) for r in rows)], align=["left", "right", "right", "right"],
+                 wrap=[True, False, False, False])
+
+
+def _summary(view: DigestView) -> str:
+    """The context line: what the thread holds, in counts."""
+    parts = []
+    if view.models and view.cost_usd > 0:
+        parts.append("Models: " + ", ".join(f"{escape(clip(m.model, 40))} {percent(m.cost_usd / view.cost_usd)}"
+                                             for m in view.models[:3]))
+    if view.over_budget:
+        parts.append(f"{plural(len(view.over_budget), 'person', 'people')} past 80% of budget")
+    if view.anomalies:
+        parts.append(plural(len(view.anomalies), "unusual day"))
+    if view.privacy == "anonymous":
+        parts.append("names hidden (privacy setting)")
+    return " · ".join(parts)
+
+
 def _people_sections(view: DigestView, *, slack: bool) -> list[tuple[str, list[str]]]:
-    """(title, lines) for the per-person and data-quality sections, privacy applied."""
+    """(title, lines) for the per-person lists, privacy applied."""
     out: list[tuple[str, list[str]]] = []
     hide = view.privacy != "names"
     if view.over_budget:
         title = f"Past 80% of their budget ({len(view.over_budget)})"
         if hide:
-            lines = [f"{len(view.over_budget)} {'person is' if len(view.over_budget) == 1 else 'people are'} "
-                     "past 80% of their monthly budget."]
+            lines = [f"{plural(len(view.over_budget), 'person is', 'people are')} past 80% of their monthly budget."]
         else:
             rows = view.over_budget[:LIST_LIMIT]
-            lines = [f"• {_who(r.user_key, r.name, True, slack=slack)} — {money(r.spent_usd)} of "
+            lines = [f"• {_who(r.user_key, r.name, True, slack=slack)}: {money(r.spent_usd)} of "
                      f"{money(r.limit_usd)} ({percent(r.share)})" for r in rows]
             lines += _more(len(view.over_budget), len(rows))
         out.append((title, lines))
@@ -230,70 +274,77 @@ def _people_sections(view: DigestView, *, slack: bool) -> list[tuple[str, list[s
         title = f"Unusual days ({len(view.anomalies)})"
         if hide:
             top = view.anomalies[0]
-            lines = [f"{len(view.anomalies)} {'day was' if len(view.anomalies) == 1 else 'days were'} above "
-                     f"3× the person's usual (14-day median); the largest was {money(top.cost_usd)}."]
+            lines = [f"{plural(len(view.anomalies), 'day was', 'days were')} above 3× the person's usual "
+                     f"(14-day median); the largest was {money(top.cost_usd)}."]
         else:
             rows = view.anomalies[:LIST_LIMIT]
             lines = []
             for r in rows:
                 usual = f"usual {money(r.median_usd)}" if r.median_usd > 0 else "no spend in the 14 days before"
-                when = f" on {r.day:%a}" if view.period == "week" else ""
-                lines.append(f"• {_who(r.user_key, r.name, r.is_person, slack=slack)} — {money(r.cost_usd)}{when} "
+                when = f" on {r.day:%A}" if view.period == "week" else ""
+                lines.append(f"• {_who(r.user_key, r.name, r.is_person, slack=slack)}: {money(r.cost_usd)}{when} "
                              f"({usual})")
             lines += _more(len(view.anomalies), len(rows))
         out.append((title, lines))
-    if view.unlinked or view.unpriced:
-        lines = []
-        if view.unlinked:
-            count = len(view.unlinked)
-            if hide:
-                lines.append(f"{count} unlinked {'id carries' if count == 1 else 'ids carry'} "
-                             f"{money(view.unlinked_cost_usd)}: link them with `/tokens admin link <id> @person`.")
-            else:
-                lines.append(f"Unlinked ids carry {money(view.unlinked_cost_usd)}; link them with "
-                             "`/tokens admin link <id> @person`:")
-                rows = view.unlinked[:LIST_LIMIT]
-                lines += [f"• {_who(r.key, None, False, slack=slack)} — {money(r.cost_usd)} · "
-                          f"{tokens(r.tokens)} tokens" for r in rows]
-                lines += _more(count, len(rows))
-        if view.unpriced:
-            lines.append("Models without a price (counted as $0 until you add `[pricing.models]` and run "
-                         "`tokenbot reprice`):")
-            lines += [f"• {'`' + escape(r.model) + '`' if slack else r.model} — {r.events} "
-                      f"{'call' if r.events == 1 else 'calls'} · {tokens(r.tokens)} tokens"
-                      for r in view.unpriced[:LIST_LIMIT]]
-            lines += _more(len(view.unpriced), min(len(view.unpriced), LIST_LIMIT))
-        out.append(("Data to check", lines))
     return out
+
+
+def data_to_check_lines(view: DigestView) -> list[str]:
+    """For operators (the CLI, admins): unlinked ids and models without a price, with what to do."""
+    lines = []
+    if view.unlinked:
+        lines.append(f"Unlinked ids carry {money(view.unlinked_cost_usd)}; link them with "
+                     "/tokens admin link <id> @person:")
+        rows = view.unlinked[:LIST_LIMIT]
+        lines += [f"• {r.key}: {money(r.cost_usd)} · {tokens(r.tokens)} tokens" for r in rows]
+        lines += _more(len(view.unlinked), len(rows))
+    if view.unpriced:
+        lines.append("Models without a price (counted as $0 until you add [pricing.models] and run tokenbot reprice):")
+        rows = view.unpriced[:LIST_LIMIT]
+        lines += [f"• {r.model}: {plural(r.events, 'call')} · {tokens(r.tokens)} tokens" for r in rows]
+        lines += _more(len(view.unpriced), len(rows))
+    return lines
 
 
 # -- Block Kit -----------------------------------------------------------------------------------------
 def digest_blocks(view: DigestView) -> list[Block]:
-    blocks: list[Block] = [header(period_title(view)), context(as_of_text(view))]
+    """The channel message: header, headline, movers (weekly), the top 5 table, one context line."""
+    blocks: list[Block] = [header(period_title(view))]
     if view.quiet:
         blocks.append(section(quiet_text(view)))
+        blocks.append(context(as_of_text(view, slack=True)))
         return blocks
-    baseline = f"{change(view.cost_usd, view.baseline_cost_usd)} vs {view.baseline_label}"
-    blocks.append(fields([
-        f"*Cost*\n{money(view.cost_usd)}  ({change(view.cost_usd, view.previous_cost_usd)} vs "
-        f"{previous_noun(view)}, {baseline})",
-        f"*Tokens*\n{tokens(view.tokens)} in {view.events:,} calls by {view.people} "
-        f"{'person' if view.people == 1 else 'people'}",
-        f"*Month to date ({view.month})*\n{money(view.month_to_date_usd)}",
-        f"*Projected month end*\n{money(view.projected_usd)}"
-        + (f" of {money(view.budgets_usd)} budgets" if view.budgets_usd > 0 else ""),
-    ]))
+    blocks.append(section("\n".join(headline(view, slack=True))))
+    if (movers := _movers_line(view, slack=True)) is not None:
+        blocks.append(section(movers))
     if view.privacy != "off" and view.leaderboard:
-        title = f"*Top {len(view.leaderboard)} by cost*"
-        if view.privacy == "anonymous":
-            title += " _(names hidden)_"
-        blocks += long_text_sections([title, *(_leader_line(r, view, slack=True) for r in view.leaderboard)])
+        blocks.append(_leader_table(view.leaderboard[:CHANNEL_TOP], view))
+    summary = " · ".join(part for part in (_summary(view), "details and chart in the thread") if part)
+    blocks.append(context(summary[0].upper() + summary[1:], as_of_text(view, slack=True)))
+    return fit(blocks)
+
+
+def details_fallback(view: DigestView) -> str:
+    return f"Details of the {'weekly' if view.period == 'week' else 'daily'} digest: models, budgets, unusual days"
+
+
+def details_blocks(view: DigestView) -> list[Block]:
+    """The thread reply: the rest of the top N, the models, and the per-person lists."""
+    blocks: list[Block] = []
+    rest = view.leaderboard[CHANNEL_TOP:] if view.privacy != "off" else ()
+    if rest:
+        blocks.append(section(f"*Top {len(view.leaderboard)}, continued*"))
+        blocks.append(_leader_table(rest, view))
     if view.models:
-        blocks += long_text_sections(["*Top models*", *(_model_line(r, view, slack=True) for r in view.models)])
+        lines = ["*Models*"]
+        for row in view.models:
+            share = f" · {percent(row.cost_usd / view.cost_usd)}" if view.cost_usd > 0 else ""
+            lines.append(f"• {escape(clip(row.model, 60))}: {money(row.cost_usd)} · {tokens(row.tokens)} tokens{share}")
+        blocks += long_text_sections(lines)
     for title, lines in _people_sections(view, slack=True):
         blocks += long_text_sections([f"*{title}*", *lines])
-    blocks.append(divider())
-    blocks.append(context(_month_line(view), *view.notes))
+    if not blocks:
+        blocks.append(section("Nothing more to say about this one."))
     return fit(blocks)
 
 
@@ -301,8 +352,7 @@ def quiet_text(view: DigestView) -> str:
     """A quiet period gets a short, friendly line, not an empty digest."""
     when = "last week" if view.period == "week" else f"on {view.first:%A}"
     return (f"A quiet {'week' if view.period == 'week' else 'day'}: no AI usage was recorded {when}. "
-            f"Enjoy the calm. Month to date: {money(view.month_to_date_usd)}"
-            + (f" of {money(view.budgets_usd)} budgets." if view.budgets_usd > 0 else "."))
+            f"Enjoy the calm. {_month_line(view)}.")
 
 
 # -- plain text (CLI dry runs, the demo) ----------------------------------------------------------------
@@ -311,18 +361,25 @@ def digest_text(view: DigestView) -> str:
     if view.quiet:
         lines.append(quiet_text(view))
         return "\n".join(lines)
-    lines.append(f"Cost {money(view.cost_usd)} ({change(view.cost_usd, view.previous_cost_usd)} vs "
-                 f"{previous_noun(view)}, {change(view.cost_usd, view.baseline_cost_usd)} vs "
-                 f"{view.baseline_label}) · {tokens(view.tokens)} tokens in {view.events:,} calls by "
-                 f"{view.people} {'person' if view.people == 1 else 'people'}")
-    lines.append(_month_line(view))
+    lines += headline(view, slack=False)
+    if (movers := _movers_line(view, slack=False)) is not None:
+        lines.append(movers)
     if view.privacy != "off" and view.leaderboard:
         lines += ["", f"Top {len(view.leaderboard)} by cost" + (" (names hidden)" if view.privacy == "anonymous"
                                                                  else "")]
-        lines += [_leader_line(r, view, slack=False) for r in view.leaderboard]
+        for row in view.leaderboard:
+            who = _who(row.user_key, row.name, row.is_person, slack=False) if view.privacy == "names" else "someone"
+            lines.append(f"  {row.rank:>2}. {clip(who, 28):<28} {money(row.cost_usd):>10}  {tokens(row.tokens):>6} "
+                         f"tokens  {change(row.cost_usd, row.previous_cost_usd)}")
     if view.models:
-        lines += ["", "Top models"] + [_model_line(r, view, slack=False) for r in view.models]
+        lines += ["", "Top models"]
+        for row in view.models:
+            share = percent(row.cost_usd / view.cost_usd) if view.cost_usd > 0 else "–"
+            lines.append(f"  {clip(row.model, 28):<28} {money(row.cost_usd):>10}  {tokens(row.tokens):>6} tokens  "
+                         f"{share:>4}")
     for title, body in _people_sections(view, slack=False):
         lines += ["", title] + [f"  {line}" for line in body]
+    if check := data_to_check_lines(view):
+        lines += ["", "Data to check (admins; not posted to the channel)"] + [f"  {line}" for line in check]
     lines += [f"({note})" for note in view.notes]
     return "\n".join(lines)

@@ -57,8 +57,11 @@ def _unknown_line(view: HelpView, *, slack: bool) -> str | None:
 
 
 def help_fallback(view: HelpView) -> str:
-    line = _unknown_line(view, slack=False)
-    return line.rstrip(":") + " (see /tokens help)" if line else "tokenbot: /tokens commands"
+    """The notification text: no markup, the unknown word escaped (Slack parses this text too)."""
+    if view.unknown is None:
+        return "tokenbot: /tokens commands"
+    word = view.unknown if len(view.unknown) <= 40 else view.unknown[:39] + "…"
+    return f"I don't know “{escape(word)}”. Here is what I can do (see /tokens help)"
 
 
 def help_blocks(view: HelpView) -> list[Block]:
@@ -70,8 +73,8 @@ def help_blocks(view: HelpView) -> list[Block]:
         blocks.append(header("tokenbot: AI spend in Slack"))
     if view.hint:
         blocks.append(section(view.hint))
-    blocks.append(section("\n".join(f"`{cmd}`  {what}" for cmd, what in COMMANDS)))
-    blocks.append(section("*Admins*\n" + "\n".join(f"`{cmd}`  {what}" for cmd, what in ADMIN_COMMANDS)))
+    blocks.append(section("\n".join(f"`{escape(cmd)}`  {what}" for cmd, what in COMMANDS)))
+    blocks.append(section("*Admins*\n" + "\n".join(f"`{escape(cmd)}`  {what}" for cmd, what in ADMIN_COMMANDS)))
     blocks.append(context("Amounts are US dollars: `50`, `$50`, `50.5` or `1,000`. "
                           "Your card is also in the bot's Home tab."))
     return blocks
@@ -90,6 +93,7 @@ def help_text(view: HelpView) -> str:
 
 
 def notice_message(notice: Notice) -> Message:
+    """The notice as mrkdwn (its `<`, `>` and `&` are already escaped), the notification text without markup."""
     icon = ":white_check_mark:" if notice.ok else ":warning:"
     plain_text = notice.text.replace("*", "").replace("`", "")
     return Message(plain_text[:3000], [section(f"{icon} {notice.text}")])

@@ -1,8 +1,10 @@
 """`/tokens top`: the leaderboard by cost, tokens beside it, with the privacy setting applied.
 
-Rows are packed into as few sections as the 3000-char limit allows (never one block per
-row). Names are already resolved by bot/card_builder.py: with privacy "anonymous" every row but
-the caller's has `name=None` and `user_key=None`, so nothing identifying reaches Slack.
+Rows are two-column fields (who | cost · tokens), so the amounts line up in their own column
+on a desktop and on a phone; ten fields a section, never one block per row. Ranks count
+people only: spend under an unlinked id is listed without a rank. Names are display names
+(not mentions, which Slack draws as loud links); with privacy "anonymous" every row but the
+caller's has `name=None` and `user_key=None`, so nothing identifying reaches Slack.
 """
 
 from __future__ import annotations
@@ -10,15 +12,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-from bot.views.blocks import Block, context, escape, header, long_text_sections, mention, section
-from bot.views.format import money, tokens
+from bot.views.blocks import FIELDS_PER_SECTION, Block, clip, context, escape, fields, header, mention, section
+from bot.views.format import money, plural, tokens
 
 
 @dataclass(frozen=True)
 class LeaderRow:
-    rank: int
+    rank: int | None  # among people; None for an unlinked id
     user_key: str | None  # None when hidden (anonymous)
-    name: str | None  # a display name for text; None when unknown or hidden
+    name: str | None  # a display name; None when unknown or hidden
     is_person: bool  # a Slack user (not an unlinked id)
     is_caller: bool
     tokens: int
@@ -26,39 +28,54 @@ class LeaderRow:
 
     def label(self, *, slack: bool) -> str:
         if self.user_key is None:
-            return "someone"
-        if self.is_person:
-            who = mention(self.user_key) if slack else (self.name or self.user_key)
+            who = "someone"
+        elif not self.is_person:
+            who = (escape(self.user_key) if slack else self.user_key) + (" _(unlinked id)_" if slack else
+                                                                          " (unlinked id)")
+        elif self.name:
+            who = escape(self.name) if slack else self.name
         else:
-            who = (f"`{escape(self.user_key)}`" if slack else self.user_key) + " (unlinked)"
-        return f"{who} (you)" if self.is_caller and not slack else who
+            who = mention(self.user_key) if slack else self.user_key
+        if self.is_caller:
+            who = f"*{who} (you)*" if slack else f"{who} (you)"
+        return who
+
+    def place(self) -> str:
+        return f"{self.rank}." if self.rank is not None else "·"
 
 
 @dataclass(frozen=True)
 class LeaderboardView:
     period: str  # "today" | "week" | "month"
-    title: str  # "Leaderboard: November 2026 to date"
+    title: str  # "Top spenders, November so far"
     privacy: str  # "names" | "anonymous" | "off"
     rows: tuple[LeaderRow, ...]
     caller_row: LeaderRow | None  # the caller's row when outside the top rows
-    people: int  # everyone with spend in the period
+    people: int  # people with spend in the period
     total_cost: Decimal
     total_tokens: int
+    unlinked: int = 0  # unlinked ids with spend in the period
 
 
-def _line(row: LeaderRow, *, slack: bool) -> str:
-    if slack:
-        name = row.label(slack=True)
-        if row.is_caller:
-            name = f"*{name}* ← you"
-        return f"`{row.rank:>3}.` {name}  *{money(row.cost_usd)}* · {tokens(row.tokens)} tokens"
-    return f"{row.rank:>4}. {row.label(slack=False):<28} {money(row.cost_usd):>11}  {tokens(row.tokens):>7} tokens"
+def _amount(row: LeaderRow, *, unit: bool = True) -> str:
+    return f"{money(row.cost_usd)} · {tokens(row.tokens)}{' tokens' if unit else ''}"
+
+
+def _totals(view: LeaderboardView) -> str:
+    who = plural(view.people, "person", "people")
+    if view.unlinked:
+        who += f" and {plural(view.unlinked, 'unlinked id')}"
+    return f"{who} · {money(view.total_cost)} · {tokens(view.total_tokens)} tokens in total"
 
 
 def leaderboard_fallback(view: LeaderboardView) -> str:
     if view.privacy == "off":
         return "The leaderboard is turned off in this workspace."
-    return f"{view.title}: {view.people} people, {money(view.total_cost)}"
+    if not view.rows:
+        return f"{view.title}: no spend yet."
+    mine = view.caller_row or next((r for r in view.rows if r.is_caller), None)
+    you = f"; you are #{mine.rank} with {money(mine.cost_usd)}" if mine is not None and mine.rank else ""
+    return f"{view.title}: {money(view.total_cost)} by {plural(view.people, 'person', 'people')}{you}"
 
 
 def leaderboard_blocks(view: LeaderboardView) -> list[Block]:
@@ -69,11 +86,15 @@ def leaderboard_blocks(view: LeaderboardView) -> list[Block]:
     if not view.rows:
         blocks.append(section("No spend in this period yet."))
         return blocks
-    lines = [_line(r, slack=True) for r in view.rows]
+    cells = ["*Who*", "*Cost · tokens*"]
+    cells += [text for row in view.rows for text in (f"{row.place()} {clip(row.label(slack=True), 200)}",
+                                                     _amount(row, unit=False))]
+    for start in range(0, len(cells), FIELDS_PER_SECTION):
+        blocks.append(fields(cells[start:start + FIELDS_PER_SECTION]))
     if view.caller_row is not None:
-        lines += ["   ⋮", _line(view.caller_row, slack=True)]
-    blocks += long_text_sections(lines)
-    note = f"{view.people} people · {money(view.total_cost)} · {tokens(view.total_tokens)} tokens in total"
+        row = view.caller_row
+        blocks.append(section(f"*You: #{row.rank}* of {plural(view.people, 'person', 'people')} · {_amount(row)}"))
+    note = _totals(view)
     if view.privacy == "anonymous":
         note += " · names hidden (privacy setting)"
     blocks.append(context(note))
@@ -86,9 +107,13 @@ def leaderboard_text(view: LeaderboardView) -> str:
     lines = [view.title]
     if not view.rows:
         return "\n".join([*lines, "  No spend in this period yet."])
-    lines += [_line(r, slack=False) for r in view.rows]
+
+    def line(row: LeaderRow) -> str:
+        return f"  {row.place():>3} {clip(row.label(slack=False), 30):<30} {money(row.cost_usd):>10}  " \
+               f"{tokens(row.tokens):>6} tokens"
+
+    lines += [line(r) for r in view.rows]
     if view.caller_row is not None:
-        lines += ["     ⋮", _line(view.caller_row, slack=False)]
-    lines.append(f"  {view.people} people · {money(view.total_cost)} · {tokens(view.total_tokens)} tokens in total"
-                 + (" · names hidden" if view.privacy == "anonymous" else ""))
+        lines += ["      ⋮", line(view.caller_row)]
+    lines.append(f"  {_totals(view)}" + (" · names hidden" if view.privacy == "anonymous" else ""))
     return "\n".join(lines)

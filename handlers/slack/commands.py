@@ -14,34 +14,14 @@ from slack_bolt.async_app import AsyncApp
 
 from bot.commands import run_command
 from bot.services import Services
+from bot.views.answers import render
 from bot.views.blocks import fit
-from bot.views.card import BudgetView, CardView, budget_blocks, budget_fallback, card_blocks, card_fallback
-from bot.views.help import HelpView, Message, Notice, help_message, notice_message
-from bot.views.leaderboard import LeaderboardView, leaderboard_blocks, leaderboard_fallback
+from bot.views.help import Message, Notice, notice_message
 
 log = logging.getLogger(__name__)
 
 RESPOND_ATTEMPTS = 4
 MAX_RETRY_AFTER = 10.0
-
-
-def render(answer) -> Message:
-    """A command's answer (view model) -> text + blocks, through bot/views."""
-    if isinstance(answer, Message):
-        return answer
-    if isinstance(answer, CardView):
-        return Message(card_fallback(answer), card_blocks(answer))
-    if isinstance(answer, LeaderboardView):
-        return Message(leaderboard_fallback(answer), leaderboard_blocks(answer))
-    if isinstance(answer, BudgetView):
-        return Message(budget_fallback(answer), budget_blocks(answer))
-    if isinstance(answer, HelpView):
-        return help_message(answer)
-    if isinstance(answer, Notice):
-        return notice_message(answer)
-    if isinstance(answer, str):
-        return notice_message(Notice(answer))
-    raise TypeError(f"cannot render {type(answer).__name__}")
 
 
 async def send(respond, message: Message) -> bool:

@@ -23,7 +23,14 @@ BLOCK_KEYS = {
     "image": {"image_url", "slack_file", "alt_text", "title"},
     "input": {"label", "element", "dispatch_action", "hint", "optional"},
     "rich_text": {"elements"},
+    "table": {"rows", "column_settings"},
 }
+# The table block (docs.slack.dev/reference/block-kit/blocks/table-block): messages only, one per
+# message, up to 100 rows of up to 20 cells (raw_text with non-empty text, or a rich_text block),
+# up to 20 column settings ({align: left|center|right, is_wrapped: bool}, or null).
+TABLE_ROWS = 100
+TABLE_CELLS = 20
+TABLE_ALIGN = ("left", "center", "right")
 
 _SELECT_COMMON = {"action_id", "placeholder", "confirm", "focus_on_load"}
 ELEMENT_KEYS = {
@@ -74,6 +81,7 @@ class _Checker:
         self.surface = surface
         self.problems: list[str] = []
         self.action_ids: set[str] = set()
+        self.tables = 0
 
     def err(self, path: str, message: str) -> None:
         self.problems.append(f"{message} [json-pointer:{path}]")
@@ -257,6 +265,8 @@ class _Checker:
                 self.err(f"{path}/element", "missing required field")
             else:
                 self.element(block["element"], f"{path}/element", ALLOWED_ELEMENTS["input"])
+        elif kind == "table":
+            self.table(block, path)
         elif kind == "rich_text":
             elements = block.get("elements")
             if not isinstance(elements, list):
@@ -265,6 +275,53 @@ class _Checker:
                 for i, el in enumerate(elements):
                     if not isinstance(el, dict) or el.get("type") not in RICH_TEXT_ELEMENTS:
                         self.err(f"{path}/elements/{i}", "must be a rich_text_* element")
+
+    def table(self, block: dict, path: str) -> None:
+        if self.surface != "message":
+            self.err(path, f"table blocks are only allowed in messages, not in a {self.surface}")
+        self.tables += 1
+        if self.tables > 1:
+            self.err(path, "only one table block is allowed per message")
+        rows = block.get("rows")
+        if not isinstance(rows, list) or not 1 <= len(rows) <= TABLE_ROWS:
+            self.err(f"{path}/rows", f"must be a list of 1 to {TABLE_ROWS} rows")
+            rows = []
+        widths = set()
+        for r, row in enumerate(rows):
+            if not isinstance(row, list) or not 1 <= len(row) <= TABLE_CELLS:
+                self.err(f"{path}/rows/{r}", f"must be a list of 1 to {TABLE_CELLS} cells")
+                continue
+            widths.add(len(row))
+            for c, cell in enumerate(row):
+                where = f"{path}/rows/{r}/{c}"
+                kind = cell.get("type") if isinstance(cell, dict) else None
+                if kind == "raw_text":
+                    self.keys(cell, {"text"}, where)
+                    self.string(cell, "text", where, max_len=10_000, required=True)
+                elif kind == "rich_text":
+                    self.block(cell, where)
+                else:
+                    self.err(where, "a cell must be raw_text or rich_text")
+        if len(widths) > 1:  # Slack does not document ragged tables; tokenbot never sends one
+            self.err(f"{path}/rows", "every row must have the same number of cells")
+        settings = block.get("column_settings")
+        if settings is None:
+            return
+        if not isinstance(settings, list) or len(settings) > TABLE_CELLS:
+            self.err(f"{path}/column_settings", f"must be a list of at most {TABLE_CELLS} items")
+            return
+        for i, setting in enumerate(settings):
+            where = f"{path}/column_settings/{i}"
+            if setting is None:
+                continue
+            if not isinstance(setting, dict):
+                self.err(where, "must be an object or null")
+                continue
+            self.keys(setting, {"align", "is_wrapped"}, where)
+            if "align" in setting and setting["align"] not in TABLE_ALIGN:
+                self.err(f"{where}/align", f"must be one of {', '.join(TABLE_ALIGN)}")
+            if "is_wrapped" in setting and not isinstance(setting["is_wrapped"], bool):
+                self.err(f"{where}/is_wrapped", "must be a boolean")
 
     def blocks(self, blocks: Any, path: str) -> None:
         if not isinstance(blocks, list):

@@ -229,6 +229,14 @@ class FakeSlack:
         """Messages posted to `channel` (as they are now, after chat.update), oldest first."""
         return list(self._messages.get(channel, []))
 
+    def channel_messages(self, channel: str) -> list[dict[str, Any]]:
+        """What the channel itself shows: its messages without the replies kept in threads."""
+        return [m for m in self._messages.get(channel, []) if not m.get("thread_ts") or m.get("reply_broadcast")]
+
+    def thread_of(self, channel: str, ts: str) -> list[dict[str, Any]]:
+        """The replies in the thread of message `ts`, oldest first."""
+        return [m for m in self._messages.get(channel, []) if m.get("thread_ts") == ts and m["ts"] != ts]
+
     async def wait_for(self, method: str, count: int = 1, timeout: float = 5.0, *,  # noqa: ASYNC109
                        where: Callable[[SlackCall], bool] | None = None) -> list[SlackCall]:
         """Wait until at least `count` calls to `method` (matching `where`) were answered; return them."""
@@ -413,7 +421,7 @@ class FakeSlack:
         ts = self._next_ts()
         message = {"type": "message", "user": BOT_USER_ID, "bot_id": BOT_ID, "app_id": APP_ID,
                    "team": TEAM_ID, "ts": ts, "text": args.get("text", "")}
-        for key in ("blocks", "attachments", "thread_ts", "metadata"):
+        for key in ("blocks", "attachments", "thread_ts", "reply_broadcast", "metadata"):
             if args.get(key) is not None:
                 message[key] = args[key]
         self._messages.setdefault(channel, []).append(message)

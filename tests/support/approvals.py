@@ -121,7 +121,9 @@ def dms(fake, user: str) -> list[dict]:
 
 
 def approval_messages(fake, approver: str) -> list[dict]:
-    return [m for m in dms(fake, approver) if "Budget request" in str(m.get("blocks"))]
+    """The approver's request DMs: the ones with the decision buttons, or the outcome that replaced them."""
+    return [m for m in dms(fake, approver)
+            if any(str(b.get("block_id", "")).startswith(("decide_", "outcome_")) for b in m.get("blocks") or [])]
 
 
 def block_text(message: dict) -> str:
