@@ -81,6 +81,8 @@ class Settings:
     identities: dict[str, str] = field(default_factory=dict)
     digests: tuple[DigestConfig, ...] = ()
     model_prices: dict[str, ModelPrice] = field(default_factory=dict)
+    retention_raw_days: int = 400  # [retention] raw_days: raw events kept this long; rollups forever
+    fold_interval_seconds: float = 0.25  # [ledger] fold_interval_seconds: rollups trail events by about this
 
     def require_slack(self, *, http_mode: bool) -> None:
         """`serve` needs Slack credentials; other commands don't."""
@@ -176,7 +178,8 @@ def _parse_toml(path: Path) -> dict[str, Any]:
 
 
 def _toml_values(data: dict[str, Any]) -> dict[str, Any]:
-    known = {"timezone", "admins", "leaderboard", "budgets", "approvals", "identities", "digests", "pricing"}
+    known = {"timezone", "admins", "leaderboard", "budgets", "approvals", "identities", "digests", "pricing",
+             "retention", "ledger"}
     for key in data:
         if key not in known:
             raise ConfigError(f"{key}: unknown setting (known: {', '.join(sorted(known))})")
@@ -274,6 +277,25 @@ def _toml_values(data: dict[str, Any]) -> dict[str, Any]:
             cached_input=_money(f"{key}.cached_input", entry["cached_input"]) if "cached_input" in entry else None,
         )
     out["model_prices"] = prices
+
+    retention = _table("retention", data.get("retention", {}))
+    for key in retention:
+        if key != "raw_days":
+            raise ConfigError(f"retention.{key}: unknown setting (known: raw_days)")
+    if "raw_days" in retention:
+        value = retention["raw_days"]
+        if not isinstance(value, int) or isinstance(value, bool) or not 31 <= value <= 36_500:
+            raise ConfigError("retention.raw_days: must be a whole number of days from 31 to 36500")
+        out["retention_raw_days"] = value
+    ledger = _table("ledger", data.get("ledger", {}))
+    for key in ledger:
+        if key != "fold_interval_seconds":
+            raise ConfigError(f"ledger.{key}: unknown setting (known: fold_interval_seconds)")
+    if "fold_interval_seconds" in ledger:
+        value = ledger["fold_interval_seconds"]
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 60:
+            raise ConfigError("ledger.fold_interval_seconds: must be a number of seconds from 0 to 60")
+        out["fold_interval_seconds"] = float(value)
     return out
 
 

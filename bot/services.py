@@ -64,7 +64,7 @@ class Services:
             await asyncio.gather(*holder.tasks, return_exceptions=True)
             log.warning("stopped %d background tasks at shutdown", len(holder.tasks))
         await self.identities.close()
-        self.ingestor.writer.close()
+        await self.ingestor.writer.aclose()  # acknowledged batches are written and folded first
         await self.db.dispose()
 
 
@@ -81,7 +81,8 @@ def build_services(settings: Settings, *, clock: Clock | None = None, with_slack
         db=db,
         pricer=pricer,
         identities=identities,
-        ingestor=UsageIngestor(db, pricer, identities, clock),
+        ingestor=UsageIngestor(db, pricer, identities, clock, retention_days=settings.retention_raw_days,
+                               fold_interval=settings.fold_interval_seconds),
         slack=slack,
     )
     from bot.alerts import install as install_budget_alerts  # budget alerts after each stored batch

@@ -2,7 +2,13 @@
 
 Every source (native webhook, LiteLLM, `tokenbot import`, the demo) ends here, so the
 rules of SPEC 5 hold the same for all of them. `ingest` returns only after the commit:
-what it reports as accepted survives a crash.
+what it reports as accepted survives a crash. The rollups follow within a second (the
+fold in storage/fold.py); budget checks read them plus the unfolded tail.
+
+Ranges kept here (per event, with the event's index in the answer): token counts at most
+`MAX_EVENT_TOKENS` (10^12: rollups are wide, but no real call comes near), and events older
+than the retention window are refused (their raw rows would already be gone, so a resend
+could not be recognised as one).
 """
 
 from __future__ import annotations
@@ -10,6 +16,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -18,7 +25,7 @@ from bot.identities import IdentityResolver
 from bot.pricing import Pricer
 from bot.sources.native import EventError, UsageRecord, validate_event
 from storage.db import Database
-from storage.usage import UsageWriter
+from storage.usage import MAX_EVENT_TOKENS, UsageWriter
 
 log = logging.getLogger(__name__)
 ZERO = Decimal(0)
@@ -51,25 +58,33 @@ class IngestResult:
 
 
 AfterIngest = Callable[[IngestResult], Awaitable[None]]
+IngestObserver = Callable[[str, IngestResult], None]
 
 
 class UsageIngestor:
-    def __init__(self, db: Database, pricer: Pricer, identities: IdentityResolver, clock: Clock) -> None:
+    def __init__(self, db: Database, pricer: Pricer, identities: IdentityResolver, clock: Clock, *,
+                 retention_days: int = 400, fold_interval: float = 0.25) -> None:
         self.db = db
         self.pricer = pricer
         self.identities = identities
         self.clock = clock
-        self.writer = UsageWriter(db)
+        self.retention_days = retention_days
+        self.writer = UsageWriter(db, fold_interval=fold_interval)
         self.after_ingest: list[AfterIngest] = []
+        self.observers: list[IngestObserver] = []  # (source, result) after each ingest: metrics
 
     async def ingest(self, raw_events: Sequence[Any], *, source: str) -> IngestResult:
         result = IngestResult()
         now = self.clock.now()
-        records: list[UsageRecord] = []
+        oldest = self.clock.today() - timedelta(days=self.retention_days)
+        records: list[tuple[UsageRecord, Any]] = []
         seen: set[str] = set()
+        local_day = self.clock.local_day
         for index, raw in enumerate(raw_events):
             try:
                 record = validate_event(raw, now)
+                day = local_day(record.occurred_at)
+                _check_ranges(record, day, oldest, self.retention_days)
             except EventError as exc:
                 raw_id = raw.get("id") if isinstance(raw, dict) else None
                 result.rejected.append(Rejection(index, raw_id if isinstance(raw_id, str) else None, str(exc)))
@@ -78,20 +93,13 @@ class UsageIngestor:
                 result.duplicates += 1
                 continue
             seen.add(record.event_id)
-            records.append(record)
+            records.append((record, day))
+        if records:
+            await self._store(records, source, now, result)
+        for observe in self.observers:
+            observe(source, result)
         if not records:
             return result
-
-        user_keys = await self.identities.resolve_many(r.subject for r in records)
-        rows = [self._row(r, user_keys[r.subject], source, now) for r in records]
-        inserted = await self.writer.write(rows)
-        await self.identities.after_commit(user_keys)
-        result.accepted = len(inserted)
-        result.duplicates += len(rows) - len(inserted)
-        for row in inserted:
-            day = row["day"]
-            key = (row["user_key"], f"{day.year:04d}-{day.month:02d}")
-            result.touched[key] = result.touched.get(key, ZERO) + row["cost_usd"]
         for hook in self.after_ingest:
             try:
                 await hook(result)
@@ -99,34 +107,35 @@ class UsageIngestor:
                 log.exception("after-ingest hook failed")
         return result
 
-    def _row(self, record: UsageRecord, user_key: str, source: str, now) -> dict[str, Any]:
-        price = self.pricer.price(
-            model=record.model,
-            provider=record.provider,
-            occurred_at=record.occurred_at,
-            input_tokens=record.input_tokens,
-            cached_input_tokens=record.cached_input_tokens,
-            output_tokens=record.output_tokens,
-            cost_usd=record.cost_usd,
-        )
-        return {
-            "event_id": record.event_id,
-            "occurred_at": record.occurred_at,
-            "day": self.clock.local_day(record.occurred_at),
-            "received_at": now,
-            "source": source,
-            "subject": record.subject,
-            "user_key": user_key,
-            "model": record.model,
-            "provider": record.provider,
-            "team": record.team,
-            "project": record.project,
-            "input_tokens": record.input_tokens,
-            "cached_input_tokens": record.cached_input_tokens,
-            "output_tokens": record.output_tokens,
-            "reasoning_tokens": record.reasoning_tokens,
-            "cost_usd": price.cost_usd,
-            "price_source": price.source,
-            "unpriced": price.unpriced,
-            "metadata": record.metadata,
-        }
+    async def _store(self, records: list, source: str, now, result: IngestResult) -> None:
+        user_keys = await self.identities.resolve_many(r.subject for r, _ in records)
+        encode = self.writer.encoder.row
+        received = self.writer.encoder.time(now)
+        price = self.pricer.price
+        rows, costs = [], []
+        for r, day in records:  # one pass: validated record -> priced driver tuple
+            p = price(model=r.model, provider=r.provider, occurred_at=r.occurred_at, input_tokens=r.input_tokens,
+                      cached_input_tokens=r.cached_input_tokens, output_tokens=r.output_tokens, cost_usd=r.cost_usd)
+            costs.append(p.cost_usd)
+            rows.append(encode(r.event_id, r.occurred_at, day, received, source, r.subject, user_keys[r.subject],
+                               r.model, r.provider, r.team, r.project, r.input_tokens, r.cached_input_tokens,
+                               r.output_tokens, r.reasoning_tokens, p.cost_usd, p.source, p.unpriced, r.metadata))
+        inserted = await self.writer.write_rows(rows)
+        await self.identities.after_commit(user_keys)
+        result.accepted = len(inserted)
+        result.duplicates += len(rows) - len(inserted)
+        touched = result.touched
+        for i in inserted:
+            record, day = records[i]
+            key = (user_keys[record.subject], f"{day.year:04d}-{day.month:02d}")
+            touched[key] = touched.get(key, ZERO) + costs[i]
+
+
+def _check_ranges(record: UsageRecord, day, oldest, retention_days: int) -> None:
+    for name in ("input_tokens", "output_tokens"):
+        value = getattr(record, name)
+        if value > MAX_EVENT_TOKENS:
+            raise EventError(f"{name}: {value} is more than {MAX_EVENT_TOKENS:,} tokens for one event")
+    if day < oldest:
+        raise EventError(f"timestamp: {record.occurred_at.isoformat()} is older than the {retention_days} days "
+                         "raw events are kept (retention.raw_days)")

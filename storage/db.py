@@ -15,6 +15,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from sqlalchemy import event, text
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -60,6 +61,11 @@ class Database:
         async with self._write_engine.begin() as conn:
             yield conn
 
+    @property
+    def asyncpg_dsn(self) -> str:
+        """The URL for a plain asyncpg connection (the ingest writer's own pool)."""
+        return make_url(self.url).set(drivername="postgresql").render_as_string(hide_password=False)
+
     async def ping(self) -> bool:
         try:
             async with asyncio.timeout(2):
@@ -90,9 +96,12 @@ def connect_sqlite(path: str):
     """A plain sqlite3 connection with the same settings as the engine's (the ingest writer's)."""
     import sqlite3
 
+    from storage.types import register_sqlite_functions
+
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
     for pragma in SQLITE_PRAGMAS:
         conn.execute(pragma)
+    register_sqlite_functions(conn)
     return conn
 
 
@@ -107,11 +116,22 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         for pragma in SQLITE_PRAGMAS:
             cursor.execute(pragma)
         cursor.close()
+        _register_functions(dbapi_conn)
 
     @event.listens_for(sync_engine, "begin")
     def _on_begin(conn):
         write = conn.get_execution_options().get("tokenbot_write", False)
         conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+def _register_functions(dbapi_conn) -> None:
+    """The wide-integer SQL functions (storage/types.py) on an aiosqlite connection, in its thread."""
+    from sqlalchemy.util import await_only
+
+    from storage.types import register_sqlite_functions
+
+    aio = dbapi_conn._connection  # aiosqlite.Connection: run the registration on its own thread
+    await_only(aio._execute(register_sqlite_functions, aio._conn))
 
 
 def alembic_config(url: str):
