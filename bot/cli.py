@@ -107,13 +107,13 @@ def serve(settings: Settings) -> int:
     from aiohttp import web
 
     from bot.app import build_web_app
-    from bot.maintenance import ensure_rollup_timezone
+    from bot.maintenance import ensure_rollup_timezone, start_ledger
     from bot.services import build_services
 
     settings.require_slack(http_mode=not settings.slack_app_token)
     migrate(settings)
     services = build_services(settings)
-    hooks_start = [ensure_rollup_timezone]
+    hooks_start = [ensure_rollup_timezone, start_ledger]
     hooks_stop = []
     try:
         from bot.scheduler import start_background, stop_background

@@ -34,7 +34,7 @@ JobFactory = Callable[[Services], list[JobSpec]]
 JOB_FACTORIES: list[JobFactory] = []
 
 # modules that register job factories when imported
-FEATURE_MODULES: list[str] = ["bot.digests", "bot.approvals", "bot.outbox"]
+FEATURE_MODULES: list[str] = ["bot.digests", "bot.approvals", "bot.outbox", "bot.maintenance"]
 
 _SCHEDULER_KEY = "_tokenbot_scheduler"
 

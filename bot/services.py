@@ -81,8 +81,7 @@ def build_services(settings: Settings, *, clock: Clock | None = None, with_slack
         db=db,
         pricer=pricer,
         identities=identities,
-        ingestor=UsageIngestor(db, pricer, identities, clock, retention_days=settings.retention_raw_days,
-                               fold_interval=settings.fold_interval_seconds),
+        ingestor=UsageIngestor(db, pricer, identities, clock, fold_interval=settings.fold_interval_seconds),
         slack=slack,
     )
     from bot.alerts import install as install_budget_alerts  # budget alerts after each stored batch

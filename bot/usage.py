@@ -6,17 +6,18 @@ what it reports as accepted survives a crash. The rollups follow within a second
 fold in storage/fold.py); budget checks read them plus the unfolded tail.
 
 Ranges kept here (per event, with the event's index in the answer): token counts at most
-`MAX_EVENT_TOKENS` (10^12: rollups are wide, but no real call comes near), and events older
-than the retention window are refused (their raw rows would already be gone, so a resend
-could not be recognised as one).
+`MAX_EVENT_TOKENS` (10^12: rollups are wide, but no real call comes near), and, once
+retention has started forgetting raw events, events for days before its horizon are refused
+(their ids may be gone, so a resend could not be recognised as one; bot/maintenance.py).
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
@@ -25,11 +26,12 @@ from bot.identities import IdentityResolver
 from bot.pricing import Pricer
 from bot.sources.native import EventError, UsageRecord, validate_event
 from storage.db import Database
+from storage.partitions import ingest_horizon
 from storage.usage import MAX_EVENT_TOKENS, UsageWriter
 
 log = logging.getLogger(__name__)
 ZERO = Decimal(0)
-
+HORIZON_SECONDS = 60.0  # how often the retention horizon is read again
 
 @dataclass(slots=True)
 class Rejection:
@@ -63,12 +65,12 @@ IngestObserver = Callable[[str, IngestResult], None]
 
 class UsageIngestor:
     def __init__(self, db: Database, pricer: Pricer, identities: IdentityResolver, clock: Clock, *,
-                 retention_days: int = 400, fold_interval: float = 0.25) -> None:
+                 fold_interval: float = 0.25) -> None:
         self.db = db
         self.pricer = pricer
         self.identities = identities
         self.clock = clock
-        self.retention_days = retention_days
+        self._horizon: tuple[date | None, float] = (None, float("-inf"))
         self.writer = UsageWriter(db, fold_interval=fold_interval)
         self.after_ingest: list[AfterIngest] = []
         self.observers: list[IngestObserver] = []  # (source, result) after each ingest: metrics
@@ -76,7 +78,7 @@ class UsageIngestor:
     async def ingest(self, raw_events: Sequence[Any], *, source: str) -> IngestResult:
         result = IngestResult()
         now = self.clock.now()
-        oldest = self.clock.today() - timedelta(days=self.retention_days)
+        oldest = await self._refuse_before()
         records: list[tuple[UsageRecord, Any]] = []
         seen: set[str] = set()
         local_day = self.clock.local_day
@@ -84,7 +86,7 @@ class UsageIngestor:
             try:
                 record = validate_event(raw, now)
                 day = local_day(record.occurred_at)
-                _check_ranges(record, day, oldest, self.retention_days)
+                _check_ranges(record, day, oldest)
             except EventError as exc:
                 raw_id = raw.get("id") if isinstance(raw, dict) else None
                 result.rejected.append(Rejection(index, raw_id if isinstance(raw_id, str) else None, str(exc)))
@@ -106,6 +108,13 @@ class UsageIngestor:
             except Exception:  # a failing follow-up must not turn a stored batch into an error
                 log.exception("after-ingest hook failed")
         return result
+
+    async def _refuse_before(self) -> date | None:
+        value, read_at = self._horizon
+        if time.monotonic() - read_at >= HORIZON_SECONDS:
+            value = await ingest_horizon(self.db)
+            self._horizon = (value, time.monotonic())
+        return value
 
     async def _store(self, records: list, source: str, now, result: IngestResult) -> None:
         user_keys = await self.identities.resolve_many(r.subject for r, _ in records)
@@ -131,11 +140,11 @@ class UsageIngestor:
             touched[key] = touched.get(key, ZERO) + costs[i]
 
 
-def _check_ranges(record: UsageRecord, day, oldest, retention_days: int) -> None:
+def _check_ranges(record: UsageRecord, day: date, oldest: date | None) -> None:
     for name in ("input_tokens", "output_tokens"):
         value = getattr(record, name)
         if value > MAX_EVENT_TOKENS:
             raise EventError(f"{name}: {value} is more than {MAX_EVENT_TOKENS:,} tokens for one event")
-    if day < oldest:
-        raise EventError(f"timestamp: {record.occurred_at.isoformat()} is older than the {retention_days} days "
-                         "raw events are kept (retention.raw_days)")
+    if oldest is not None and day < oldest:
+        raise EventError(f"timestamp: {record.occurred_at.isoformat()} is before {oldest.isoformat()}: raw events "
+                         "are kept retention.raw_days, so older ones cannot be checked for duplicates")

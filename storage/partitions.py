@@ -27,6 +27,21 @@ RETENTION_BATCH = 5000  # SQLite: events deleted per transaction
 _SCAN = 50_000  # SQLite: seqs examined per transaction
 
 
+HORIZON_KEY = "ledger_refuse_before"  # settings row "YYYY-MM-DD@<when set>": older events are refused
+
+
+def refuse_before(value: str) -> date:
+    return date.fromisoformat(value.split("@", 1)[0])
+
+
+async def ingest_horizon(db) -> date | None:
+    """The first local day ingest accepts once retention has recorded a horizon (else None):
+    older events' ids may be forgotten, so a resend could not be recognised."""
+    async with db.engine.connect() as conn:
+        value = (await conn.execute(text("SELECT value FROM settings WHERE key = :k"), {"k": HORIZON_KEY})).scalar()
+    return refuse_before(value) if value else None
+
+
 def month_start(day: date) -> date:
     return day.replace(day=1)
 

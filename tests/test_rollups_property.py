@@ -109,7 +109,8 @@ MODELS = ("gpt-4o", "gpt-4o-mini", "gemini-2.5-pro", "o3-mini", UNKNOWN_MODEL)
 # local dates around which timestamps are drawn: both 2026 DST changes, a year and a month boundary
 DATES = (date(2026, 3, 8), date(2026, 11, 1), date(2026, 1, 1), date(2026, 4, 1), date(2026, 6, 30))
 OFFSETS = (UTC, timezone(timedelta(hours=-8)), timezone(timedelta(hours=5, minutes=30)), NY)
-USAGE_TABLES = ("usage_events", "usage_daily_model", "usage_daily", "usage_monthly", "identities", "settings")
+USAGE_TABLES = ("usage_events", "usage_event_ids", "usage_fold_queue", "usage_daily_model", "usage_daily",
+                "usage_monthly", "identities", "settings")
 PROPERTY = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
@@ -278,6 +279,7 @@ async def test_rollups_equal_raw_group_by_for_any_events(services, batches):
         accepted += result.accepted
         assert result.accepted + result.duplicates == len(batch)
     assert accepted == len(expected_counts)
+    await services.ingestor.writer.settle()
     await check_against_model(services.db, batches)
 
 
@@ -296,6 +298,7 @@ async def test_concurrent_overlapping_batches_count_each_event_once(services, ba
     expected = expected_events(batches)
     assert sum(r.accepted for r in results) == len(expected)
     assert all(r.accepted + r.duplicates == len(b) and not r.rejected for r, b in zip(results, batches, strict=True))
+    await services.ingestor.writer.settle()
     await check_against_model(services.db, batches)
 
 
@@ -334,6 +337,7 @@ async def test_changed_time_zone_rebuilds_days_and_rollups(database_url):
     try:
         assert await ensure_rollup_timezone(first) is False  # first start: nothing to rebuild, zone recorded
         await first.ingestor.ingest(batch, source="native")
+        await first.ingestor.writer.settle()
         assert await ensure_rollup_timezone(first) is False  # same zone: nothing to do
         await check_against_model(first.db, [batch], NY)
         ny_days = {str(k[1]) for k in (await rollup_tables(first.db))["usage_daily"]}
@@ -352,6 +356,7 @@ async def test_changed_time_zone_rebuilds_days_and_rollups(database_url):
         # new events after the change land on Tokyo days too, and rollups stay exact
         extra = [dict(batch[0], id="tz-late", timestamp="2026-03-07T15:30:00Z")]
         await moved.ingestor.ingest(extra, source="native")
+        await moved.ingestor.writer.settle()
         await check_against_model(moved.db, [batch, extra], tokyo)
         assert (await stored_events(moved.db))["tz-late"].day == date(2026, 3, 8)
     finally:
@@ -378,6 +383,7 @@ async def test_reprice_prices_formerly_unpriced_events_and_rollups_follow(databa
     before = build_services(direct_settings(database_url), with_slack=False, clock=clock)
     try:
         await before.ingestor.ingest(batch, source="native")
+        await before.ingestor.writer.settle()
         tables = await assert_rollups_match_raw(before.db)
         assert sum(v[6] for v in tables["usage_monthly"].values()) == 7
         known_cost = (await stored_events(before.db))["known"].cost_usd
