@@ -260,8 +260,8 @@ UNNEST = (
 )
 
 
-def _pg_sums(prefix: str = "") -> str:
-    return ", ".join(f"SUM({prefix}{m})" for m in MEASURES)
+def _pg_sums() -> str:
+    return ", ".join(f"SUM({m}) AS {m}" for m in MEASURES)
 
 
 def _pg_upsert(table: str, keys: tuple[str, ...], select: str) -> str:
@@ -276,7 +276,8 @@ def _pg_upsert(table: str, keys: tuple[str, ...], select: str) -> str:
 PG_FOLD = (
     "WITH taken AS (DELETE FROM usage_fold_queue RETURNING *), "
     f"d AS (SELECT u.* FROM taken q, {UNNEST}), "
-    f"m AS (SELECT user_key, day, model, {_pg_sums()} FROM d GROUP BY user_key, day, model), "
+    f"m AS (SELECT user_key, day, model, {_pg_sums()} FROM d GROUP BY user_key, day, model "
+    f"HAVING {' OR '.join(f'SUM({m}) <> 0' for m in MEASURES)}), "
     "a AS (" + _pg_upsert("usage_daily_model", ("user_key", "day", "model"),
                           f"SELECT user_key, day, model, {', '.join(MEASURES)} FROM m "
                           "ORDER BY user_key, day, model") + " RETURNING 1), "
@@ -334,6 +335,15 @@ async def queue_deltas_pg(conn, deltas: Deltas) -> None:
         [Decimal(d.output_tokens) for _, d in items], [Decimal(d.reasoning_tokens) for _, d in items],
         [d.cost_usd for _, d in items], [d.events for _, d in items], [d.unpriced_events for _, d in items],
     )
+
+
+async def apply_deltas_pg(conn, deltas: Deltas) -> None:
+    """Add deltas to the rollups now, in the caller's transaction (asyncpg connection): under
+    the fold lock, queued with everything pending and folded at once, so a re-attribution or
+    reprice is visible as soon as it commits."""
+    await conn.execute("SELECT pg_advisory_xact_lock($1)", FOLD_LOCK)
+    await queue_deltas_pg(conn, deltas)
+    await fold_pg_locked(conn)
 
 
 PG_GROUP_SUMS = (

@@ -24,7 +24,7 @@ from decimal import Decimal
 from typing import Any
 
 import orjson
-from sqlalchemy import literal_column, text
+from sqlalchemy import String, bindparam, literal_column, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
@@ -384,7 +384,12 @@ async def _driver(conn_or_session):
     """The asyncpg connection under a SQLAlchemy AsyncConnection/AsyncSession (same transaction)."""
     conn = await conn_or_session.connection() if isinstance(conn_or_session, AsyncSession) else conn_or_session
     raw = await conn.get_raw_connection()
-    return raw.driver_connection
+    driver = raw.driver_connection
+    if conn.in_transaction() and not driver.is_in_transaction():
+        # SQLAlchemy's asyncpg adapter opens its transaction at the first statement it runs:
+        # run one, so what we send on the driver is inside the caller's transaction
+        await conn.exec_driver_sql("SELECT 1")
+    return driver
 
 
 # =========================================================================== ledger rows for other writers
@@ -464,11 +469,12 @@ async def month_spend(session: AsyncSession, month: str, first: date, last: date
         params = (month, *users, first.isoformat(), last.isoformat(), *users)
         rows = await session.run_sync(lambda s: SqliteExec(s.connection(), driver=False).rows(sql, params))
         return {r[0]: money_from_db(r[1], "sqlite") for r in rows}
-    rows = await (await _driver(session)).fetch(
-        "SELECT user_key, SUM(cost_usd) FROM (SELECT user_key, cost_usd FROM usage_monthly WHERE month = $1 "
-        "AND user_key = ANY($2::text[]) UNION ALL SELECT u.user_key, u.cost_usd FROM usage_fold_queue q, "
-        f"{fold.UNNEST} WHERE u.user_key = ANY($2::text[]) AND u.day >= $3 AND u.day <= $4) s GROUP BY user_key",
-        month, users, first, last)
+    query = text(
+        "SELECT user_key, SUM(cost_usd) FROM (SELECT user_key, cost_usd FROM usage_monthly WHERE month = :month "
+        "AND user_key = ANY(:users) UNION ALL SELECT u.user_key, u.cost_usd FROM usage_fold_queue q, "
+        f"{fold.UNNEST} WHERE u.user_key = ANY(:users) AND u.day >= :first AND u.day <= :last) s GROUP BY user_key"
+    ).bindparams(bindparam("users", type_=postgresql.ARRAY(String)))
+    rows = await session.execute(query, {"month": month, "users": users, "first": first, "last": last})
     return {r[0]: Decimal(r[1]) for r in rows}
 
 
@@ -529,6 +535,9 @@ async def reattribute(session: AsyncSession, subject: str, user_key: str) -> set
         return await session.run_sync(
             lambda s: _reattribute_sqlite(SqliteExec(s.connection(), driver=False), subject, user_key))
     driver = await _driver(session)
+    # ingest waits while the events move: a batch committing meanwhile is either moved here or,
+    # committing after us, sees the new link in its after-commit check (bot/identities.py)
+    await driver.execute("LOCK TABLE usage_events IN SHARE ROW EXCLUSIVE MODE")
     rows = await driver.fetch(
         f"SELECT {fold.PG_GROUP_SUMS} FROM usage_events WHERE subject = $1 AND user_key <> $2 "
         "GROUP BY user_key, day, model", subject, user_key)
@@ -539,7 +548,7 @@ async def reattribute(session: AsyncSession, subject: str, user_key: str) -> set
         fold.add_delta(deltas, key, delta)
     await driver.execute("UPDATE usage_events SET user_key = $1 WHERE subject = $2 AND user_key <> $1",
                          user_key, subject)
-    await fold.queue_deltas_pg(driver, deltas)
+    await fold.apply_deltas_pg(driver, deltas)
     return {r[0] for r in rows} | {user_key}
 
 
@@ -582,7 +591,7 @@ async def reprice_pass(db: Database, repricer: Repricer, *, include_priced: bool
             if seen < batch:
                 return examined, changed
     for partition in await PartitionKeeper(db).existing():
-        last_tid = "(0,0)"
+        last_tid = (0, 0)
         while True:
             async with db.write_connection() as conn:
                 driver = await _driver(conn)
@@ -591,14 +600,14 @@ async def reprice_pass(db: Database, repricer: Repricer, *, include_priced: bool
                     f"AND {where} ORDER BY ctid LIMIT {batch} FOR UPDATE", last_tid)
                 if not rows:
                     break
-                last_tid = str(rows[-1][0])
+                last_tid = rows[-1][0]
                 updates, deltas = _reprice_rows(
                     [(r[0], dict(zip(REPRICE_COLUMNS, r[1:], strict=True))) for r in rows], repricer)
                 if updates:
                     await driver.executemany(
                         f"UPDATE ONLY {partition} SET cost_usd = $2, price_source = $3, unpriced = $4 "
-                        "WHERE ctid = $1::tid", [(str(t), cost, source, unp) for t, cost, source, unp in updates])
-                    await fold.queue_deltas_pg(driver, deltas)
+                        "WHERE ctid = $1::tid", updates)
+                    await fold.apply_deltas_pg(driver, deltas)
                 examined += len(rows)
                 changed += len(updates)
     return examined, changed

@@ -197,6 +197,13 @@ def _upgrade_postgresql() -> None:
     conn.exec_driver_sql("INSERT INTO usage_event_ids (event_id) SELECT event_id FROM usage_events_0001")
     conn.exec_driver_sql("DROP TABLE usage_events_0001")
     _event_indexes()
+    # a DELETE of events (by hand, or a test) forgets their ids too, so they can be sent again
+    conn.exec_driver_sql(
+        "CREATE FUNCTION usage_events_forget_ids() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+        "DELETE FROM usage_event_ids i USING gone g WHERE i.event_id = g.event_id; RETURN NULL; END $$")
+    conn.exec_driver_sql(
+        "CREATE TRIGGER usage_events_forget_ids AFTER DELETE ON usage_events REFERENCING OLD TABLE AS gone "
+        "FOR EACH STATEMENT EXECUTE FUNCTION usage_events_forget_ids()")
     # the queue is small and churns: vacuum it as soon as a few thousand rows are dead
     conn.exec_driver_sql(
         "ALTER TABLE usage_fold_queue SET (autovacuum_vacuum_scale_factor = 0, "
