@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import time
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
@@ -17,7 +18,7 @@ from slack_bolt.async_app import AsyncApp
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from bot.services import Services
-from handlers.http import api, webhooks
+from handlers.http import api, metrics, webhooks
 from handlers.http.webhooks import SERVICES
 
 log = logging.getLogger(__name__)
@@ -56,10 +57,29 @@ async def json_errors(request: web.Request, handler):
         return web.json_response({"error": "internal error; nothing was stored, retry later"}, status=500)
 
 
+@web.middleware
+async def request_metrics(request: web.Request, handler):
+    """Latency per route (the route's pattern, never the raw path: bounded label values)."""
+    started = time.perf_counter()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except web.HTTPException as exc:
+        status = exc.status
+        raise
+    finally:
+        resource = request.match_info.route.resource
+        route = resource.canonical if resource is not None else "unmatched"
+        request.app[SERVICES].metrics.request_seconds.labels(request.method, route, str(status)).observe(
+            time.perf_counter() - started)
+
+
 def build_web_app(services: Services, *, bolt: AsyncApp | None = None, on_start: list[Hook] | None = None,
                   on_stop: list[Hook] | None = None, close_services: bool = True) -> web.Application:
     # Room above the 5 MiB webhook limit so our own check answers 413 with a JSON reason.
-    app = web.Application(middlewares=[json_errors], client_max_size=6 * 1024 * 1024)
+    app = web.Application(middlewares=[request_metrics, json_errors], client_max_size=6 * 1024 * 1024)
     app[SERVICES] = services
     if services.slack is not None:
         bolt = bolt or build_bolt_app(services)
@@ -73,6 +93,7 @@ def build_web_app(services: Services, *, bolt: AsyncApp | None = None, on_start:
         app.router.add_post("/slack/events", slack_events)
     webhooks.setup(app, services)
     api.setup(app)
+    metrics.setup(app)
 
     async def startup(_app: web.Application) -> None:
         for hook in on_start or ():

@@ -64,6 +64,7 @@ class Settings:
     limits_webhook_secret: str | None = None
     openai_admin_key: str | None = None
     openai_base_url: str | None = None
+    metrics_token: str | None = None  # METRICS_TOKEN: bearer token for GET /metrics (unset: open)
     # TOML file
     timezone: ZoneInfo = field(default_factory=lambda: ZoneInfo("UTC"))
     admins: tuple[str, ...] = ()
@@ -118,6 +119,7 @@ def load_settings(environ: dict[str, str] | None = None, *, read_dotenv: bool = 
         "limits_webhook_secret": env.get("LIMITS_WEBHOOK_SECRET"),
         "openai_admin_key": env.get("OPENAI_ADMIN_KEY"),
         "openai_base_url": _url(env, "OPENAI_BASE_URL", None),
+        "metrics_token": env.get("METRICS_TOKEN"),
     }
     token = values["slack_bot_token"]
     if token and not token.startswith("xoxb-"):

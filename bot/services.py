@@ -19,6 +19,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.clock import Clock
 from bot.config import Settings
 from bot.identities import IdentityResolver
+from bot.metrics import MeteredWebClient, Metrics
 from bot.pricing import Pricer
 from bot.usage import UsageIngestor
 from storage.db import Database
@@ -28,7 +29,7 @@ log = logging.getLogger(__name__)
 
 def slack_client(settings: Settings) -> AsyncWebClient:
     """Slack's Web API client: base URL from SLACK_API_URL, retrying 429s and 5xx."""
-    return AsyncWebClient(
+    return MeteredWebClient(
         token=settings.slack_bot_token,
         base_url=settings.slack_api_url,
         timeout=10,
@@ -50,6 +51,7 @@ class Services:
     ingestor: UsageIngestor
     slack: AsyncWebClient | None
     instance_id: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
+    metrics: Metrics = field(default_factory=Metrics)
 
     async def close(self, *, grace_seconds: float = 5.0) -> None:
         """Let background work (alert DMs, message updates) finish briefly, then release everything."""
@@ -84,6 +86,10 @@ def build_services(settings: Settings, *, clock: Clock | None = None, with_slack
         ingestor=UsageIngestor(db, pricer, identities, clock, fold_interval=settings.fold_interval_seconds),
         slack=slack,
     )
+    if isinstance(slack, MeteredWebClient):
+        slack.metrics = services.metrics
+    services.ingestor.observers.append(services.metrics.observe_ingest)
+    services.ingestor.writer.on_commit = services.metrics.observe_commit
     from bot.alerts import install as install_budget_alerts  # budget alerts after each stored batch
 
     install_budget_alerts(services)
