@@ -199,8 +199,10 @@ def fold_sqlite(ex: SqliteExec, *, chunk: int = FOLD_CHUNK) -> int:
     ex.run(_WINDOW_DDL)
     ex.run("DELETE FROM temp.fold_window")
     ex.run(_FILL[wide], (done, upto))
-    count = ex.rows("SELECT COALESCE(SUM(events), 0) FROM temp.fold_window")[0][0]
-    for sql in _APPLY[wide]:
+    count, big = ex.rows(
+        "SELECT COALESCE(SUM(events), 0), COALESCE(MAX(typeof(cost_usd) <> 'integer' OR abs(cost_usd) >= ?), 0) "
+        "FROM temp.fold_window", (ADD_FAST_LIMIT,))[0]
+    for sql in _APPLY[wide or bool(big)]:  # a key's sum past 2^61: the days and months add exactly too
         ex.run(sql)
     ex.run("UPDATE rollup_fold_state SET folded_seq = ? WHERE id = 1", (upto,))
     return int(count) or 1

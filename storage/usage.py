@@ -315,9 +315,10 @@ class UsageWriter:
     # -- the fold ------------------------------------------------------------------------------
     async def _fold_loop(self) -> None:
         assert self._dirty is not None
+        sweep = max(self.SWEEP_SECONDS, self.fold_interval)
         while not self._closed:
             try:
-                await asyncio.wait_for(self._dirty.wait(), self.SWEEP_SECONDS)
+                await asyncio.wait_for(self._dirty.wait(), sweep)
                 await asyncio.sleep(self.fold_interval)  # let a window of commits gather
             except TimeoutError:
                 pass

@@ -30,7 +30,7 @@ from bot.maintenance import ensure_rollup_timezone, reprice
 from bot.services import Services, build_services
 from storage.db import Database
 from storage.models import UsageEvent
-from storage.types import money_from_db, quantize_money
+from storage.types import money_from_db, quantize_money, wide_decode
 from storage.usage import rebuild_rollups
 
 MEASURES = ("input_tokens", "cached_input_tokens", "output_tokens", "reasoning_tokens", "cost_usd", "events",
@@ -40,8 +40,9 @@ ROLLUP_KEYS = {
     "usage_daily": ("user_key", "day"),
     "usage_monthly": ("user_key", "month"),
 }
+# exact on both: SQLite sums wide values with the registered wide_sum (a plain SUM overflows at 2^63)
 _RAW_SUMS = (
-    "SUM(input_tokens), SUM(cached_input_tokens), SUM(output_tokens), SUM(reasoning_tokens), SUM(cost_usd), "
+    "{s}(input_tokens), {s}(cached_input_tokens), {s}(output_tokens), {s}(reasoning_tokens), {s}(cost_usd), "
     "COUNT(*), SUM(CASE WHEN unpriced THEN 1 ELSE 0 END)"
 )
 
@@ -49,7 +50,9 @@ _RAW_SUMS = (
 def _norm(row: tuple, n_keys: int, dialect: str) -> tuple[tuple, tuple]:
     keys = tuple(str(k) for k in row[:n_keys])
     m = row[n_keys:]
-    values = (int(m[0]), int(m[1]), int(m[2]), int(m[3]), money_from_db(m[4], dialect), int(m[5]), int(m[6]))
+    count = (lambda v: wide_decode(v)) if dialect == "sqlite" else (lambda v: int(v))
+    values = (count(m[0]), count(m[1]), count(m[2]), count(m[3]), money_from_db(m[4], dialect), int(m[5]),
+              int(m[6]))
     return keys, values
 
 
@@ -74,7 +77,8 @@ async def raw_aggregates(db: Database) -> dict[str, dict[tuple, tuple]]:
     out: dict[str, dict[tuple, tuple]] = {}
     async with db.session() as session:
         for table, group in groupings.items():
-            query = f"SELECT {group}, {_RAW_SUMS} FROM usage_events GROUP BY {group}"
+            sums = _RAW_SUMS.format(s="wide_sum" if db.dialect == "sqlite" else "SUM")
+            query = f"SELECT {group}, {sums} FROM usage_events GROUP BY {group}"
             rows = (await session.execute(text(query))).all()
             out[table] = dict(_norm(tuple(r), len(ROLLUP_KEYS[table]), db.dialect) for r in rows)
     return out
