@@ -136,7 +136,7 @@ async def test_a_rollup_past_2_63_tokens_stays_exact(services):
                                    source="native")
     await services.ingestor.writer.settle()
     async with services.db.session() as session:
-        [(month, totals)] = await queries.months_of(session, "U0A")
+        [(_, totals)] = await queries.months_of(session, "U0A")
     assert (totals.input_tokens, totals.output_tokens) == (big + 10**12, big + 10**12)
     assert totals.cost_usd == Decimal("4611686.018427387905") and totals.events == 2
 
@@ -231,7 +231,8 @@ async def test_two_processes_folding_at_once_count_each_event_once(database_url)
 
 async def test_retention_while_ingesting_keeps_rollups_and_new_events(services):
     old_days = [date(2025, 1, 10), date(2025, 3, 3), date(2025, 6, 30)]
-    rows = [ledger_row(f"old-{d}-{i}", "U0A", d, "1.25", tokens=10, model="gpt-4o") for d in old_days for i in range(40)]
+    rows = [ledger_row(f"old-{d}-{i}", "U0A", d, "1.25", tokens=10, model="gpt-4o")
+            for d in old_days for i in range(40)]
     async with services.db.write_connection() as conn:
         await insert_events(conn, rows)
     await services.ingestor.writer.settle()
