@@ -57,7 +57,8 @@ def free_port() -> int:
 class Server:
     """One `tokenbot serve` process; its output goes to a log file shown when a check fails."""
 
-    def __init__(self, database_url: str, slack_api_url: str, workdir: Path, name: str, toml: str | None = None) -> None:
+    def __init__(self, database_url: str, slack_api_url: str, workdir: Path, name: str,
+                 toml: str | None = None) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = workdir / f"{name}.log"

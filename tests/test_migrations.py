@@ -98,8 +98,7 @@ async def old_database(tmp_path) -> AsyncIterator[str]:
         conn = await asyncpg.connect(url.set(drivername="postgresql", database=name).render_as_string(
             hide_password=False))
         for sql, params in _old_rows("$"):
-            counter = iter(range(1, 100))
-            numbered = re.sub(r"\$", lambda _: f"${next(counter)}", sql)
+            numbered = _numbered(sql)
             converted = [_pg_value(v) for v in params]
             if "usage_events" in sql:
                 converted[17] = bool(converted[17])  # unpriced
@@ -109,6 +108,11 @@ async def old_database(tmp_path) -> AsyncIterator[str]:
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
+
+
+def _numbered(sql: str) -> str:
+    counter = iter(range(1, 100))
+    return re.sub(r"\$", lambda _: f"${next(counter)}", sql)
 
 
 def _pg_value(value):
