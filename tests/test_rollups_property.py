@@ -419,3 +419,86 @@ async def test_reprice_prices_formerly_unpriced_events_and_rollups_follow(databa
         assert (again.examined, again.changed, again.still_unpriced) == (1, 0, 1)
     finally:
         await after.close()
+
+
+# =========================================================================== every kind of write
+
+LINKABLE = ("alice@acme.test", "dave@acme.test", "key_live_xyz", "litellm-team-key")
+
+
+@st.composite
+def write_plans(draw) -> list[tuple]:
+    """A sequence of writes of every kind, with or without a fold in between."""
+    plan: list[tuple] = []
+    for _ in range(draw(st.integers(2, 7))):
+        kind = draw(st.sampled_from(("ingest", "ingest", "correct", "link", "reprice", "fold")))
+        if kind == "ingest":
+            plan.append(("ingest", draw(st.lists(raw_events(id_pool=40), min_size=1, max_size=10))))
+        elif kind == "correct":
+            plan.append(("correct", draw(st.integers(0, 39)),
+                         draw(st.decimals(min_value=-5, max_value=5, places=12)), draw(st.integers(-5000, 5000))))
+        elif kind == "link":
+            people = st.sampled_from(("U0ALICE", "U0BOB", "W0CAROL"))
+            plan.append(("link", draw(st.sampled_from(LINKABLE)), draw(people)))
+        else:
+            plan.append((kind,))
+    return plan
+
+
+async def assert_month_spend_exact(db: Database) -> None:
+    """Budgets read the monthly rollup plus the unfolded tail: equal to the raw events at any moment."""
+    from storage.usage import month_spend
+
+    async with db.session() as session:
+        raw = (await session.execute(text(
+            "SELECT user_key, cost_usd FROM usage_events WHERE day >= '2026-11-01' AND day <= '2026-11-30'"))).all()
+        expected: dict[str, Decimal] = {}
+        for user, cost in raw:
+            expected[user] = expected.get(user, Decimal(0)) + money_from_db(cost, db.dialect)
+        got = await month_spend(session, "2026-11", date(2026, 11, 1), date(2026, 11, 30), expected)
+    assert {k: v for k, v in got.items() if v} == {k: v for k, v in expected.items() if v}
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(plan=write_plans())
+async def test_rollups_equal_raw_after_every_kind_of_write(database_url, plan):
+    from storage.usage import insert_events
+
+    price = ModelPrice(input=Decimal("3.0"), output=Decimal("12.0"), cached_input=Decimal("0.3"))
+    clock = SettableClock(NY, FIXED_NOW)
+    main = build_services(direct_settings(database_url), with_slack=False, clock=clock)
+    repricer = build_services(direct_settings(database_url, model_prices={UNKNOWN_MODEL: price}),
+                              with_slack=False, clock=clock)
+    try:
+        await clear(main.db)
+        for step, op in enumerate(plan):
+            if op[0] == "ingest":
+                result = await main.ingestor.ingest(op[1], source="native")
+                assert not result.rejected, result.rejected
+            elif op[0] == "correct":  # a provider correction: a negative or positive delta row
+                stored = await stored_events(main.db)
+                base = stored.get(f"e{op[1]}")
+                if base is not None:
+                    row = {c.key if c.key != "meta" else "metadata": getattr(base, c.key)
+                           for c in UsageEvent.__mapper__.column_attrs}
+                    tokens = max(op[3], -base.input_tokens)
+                    row.update(event_id=f"fix-{step}-{op[1]}", cost_usd=quantize_money(op[2]), input_tokens=tokens,
+                               cached_input_tokens=0, output_tokens=0, reasoning_tokens=0, unpriced=False,
+                               price_source="source", metadata=None)
+                    async with main.db.write_connection() as conn:
+                        assert len(await insert_events(conn, [row])) == 1
+            elif op[0] == "link":
+                await main.identities.link(op[1], op[2], source="admin", set_by="U0ADMIN")
+            elif op[0] == "reprice":
+                await reprice(repricer)
+            else:
+                await main.ingestor.writer.fold(wait=True)
+            await assert_month_spend_exact(main.db)
+        await main.ingestor.writer.settle()
+        await assert_rollups_match_raw(main.db)
+        async with main.db.write() as session:
+            await rebuild_rollups(session)
+        await assert_rollups_match_raw(main.db)
+    finally:
+        await repricer.close()
+        await main.close()
