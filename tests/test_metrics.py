@@ -79,3 +79,9 @@ async def test_metrics_token_makes_the_endpoint_bearer_protected(make_bot):
     assert status == 401
     samples = await scrape(bot, {"Authorization": "Bearer scrape-secret"})
     assert ("tokenbot_outbox_backlog", ()) in samples
+
+
+async def test_livez_answers_without_the_database(make_bot):
+    bot = await make_bot(database_url="postgresql+asyncpg://postgres@127.0.0.1:1/none")  # nothing listens
+    assert (await bot.get("/healthz"))[0] == 503
+    assert await bot.get("/livez") == (200, {"status": "ok"})
