@@ -150,6 +150,7 @@ class BotUnderTest:
         # rollups trail the events by up to a second (storage/fold.py): fold now, so what a test
         # reads next reflects what it sent
         if answer[0] == 200:
+            await self.services.identities.settle_links()  # links made meanwhile are applied in the background
             await self.services.ingestor.writer.settle()
         return answer
 
