@@ -83,7 +83,7 @@ class Settings:
     digests: tuple[DigestConfig, ...] = ()
     model_prices: dict[str, ModelPrice] = field(default_factory=dict)
     retention_raw_days: int = 400  # [retention] raw_days: raw events kept this long; rollups forever
-    fold_interval_seconds: float = 0.25  # [ledger] fold_interval_seconds: rollups trail events by about this
+    fold_interval_seconds: float = 0.5  # [ledger] fold_interval_seconds: rollups trail events by about this
 
     def require_slack(self, *, http_mode: bool) -> None:
         """`serve` needs Slack credentials; other commands don't."""

@@ -137,12 +137,16 @@ class IdentityResolver:
     async def resolve(self, subject: str) -> str:
         return (await self.resolve_many([subject]))[subject]
 
-    async def _load(self, subjects: list[str]) -> dict[str, Identity]:
-        found: dict[str, Identity] = {}
+    async def _load(self, subjects: list[str]):
+        """external_id -> its stored row (external_id, slack_user_id, source, checked_at); plain
+        rows, not ORM objects: this runs for ingest batches and ORM loading cost more than the query."""
+        found = {}
         async with self.db.session() as session:
             for start in range(0, len(subjects), 500):
                 chunk = subjects[start : start + 500]
-                rows = await session.scalars(select(Identity).where(Identity.external_id.in_(chunk)))
+                rows = await session.execute(
+                    select(Identity.external_id, Identity.slack_user_id, Identity.source, Identity.checked_at)
+                    .where(Identity.external_id.in_(chunk)))
                 found.update({row.external_id: row for row in rows})
         return found
 
