@@ -138,6 +138,9 @@ class UsageWriter:
         self._closed = False
         self.folds = 0
         self.fold_failures = 0
+        self._fold_started = 0  # fold passes begun / finished, for `wait_folded`
+        self._fold_done = 0
+        self._fold_changed: asyncio.Condition | None = None
         # SQLite: one plain sqlite3 connection on one worker thread writes and folds
         self._executor: ThreadPoolExecutor | None = None
         self._sqlite = None
@@ -334,22 +337,44 @@ class UsageWriter:
             if more:
                 self._dirty.set()
 
+    async def wait_folded(self, within: float) -> None:
+        """Wait (at most `within` seconds) for a fold pass that begins after this call: what was committed
+        before it is then in the rollups. Nothing is forced: the background fold keeps its pace."""
+        if self._fold_changed is None:
+            self._fold_changed = asyncio.Condition()
+        target = self._fold_started + 1
+        async with self._fold_changed:
+            try:
+                await asyncio.wait_for(self._fold_changed.wait_for(lambda: self._fold_done >= target), within)
+            except TimeoutError:
+                pass
+
     async def fold(self, *, wait: bool = False, everything: bool = False) -> bool:
         """One fold pass. True when more is left (a chunk limit, or another process folding)."""
         if self._fold_lock is None:
             self._fold_lock = asyncio.Lock()
         async with self._fold_lock:
-            if self.db.is_sqlite:
-                while True:
-                    folded = await self._in_thread(self._fold_sqlite)
-                    if not (everything and folded):
-                        self.folds += 1
-                        return bool(folded)
-            pool = await self._pg_pool()
-            async with pool.acquire() as conn:
-                folded = await fold.fold_pg(conn, wait=wait)
-            self.folds += 1
-            return folded is None
+            self._fold_started += 1
+            try:
+                return await self._fold_pass(wait, everything)
+            finally:
+                self._fold_done = self._fold_started
+                if self._fold_changed is not None:
+                    async with self._fold_changed:
+                        self._fold_changed.notify_all()
+
+    async def _fold_pass(self, wait: bool, everything: bool) -> bool:
+        if self.db.is_sqlite:
+            while True:
+                folded = await self._in_thread(self._fold_sqlite)
+                if not (everything and folded):
+                    self.folds += 1
+                    return bool(folded)
+        pool = await self._pg_pool()
+        async with pool.acquire() as conn:
+            folded = await fold.fold_pg(conn, wait=wait)
+        self.folds += 1
+        return folded is None
 
     def _fold_sqlite(self) -> int:
         conn = self._connection()
