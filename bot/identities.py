@@ -27,7 +27,10 @@ from storage.usage import reattribute
 
 log = logging.getLogger(__name__)
 
-CACHE_SECONDS = 60.0  # other processes' links show up here within this long
+# How long a subject's link is trusted when resolving a batch. Links another process makes
+# meanwhile still reach every stored batch: the background re-check after each commit reads
+# the stored links and moves what went in under the old key (`_recheck_links`).
+CACHE_SECONDS = 600.0
 RETRY_UNKNOWN_EMAIL = timedelta(hours=24)
 RECHECK_SECONDS = 0.05
 
@@ -124,8 +127,11 @@ class IdentityResolver:
                 for subject, user_key in sorted(pairs):
                     identity = stored.get(subject)
                     linked = identity.slack_user_id if identity is not None else None
-                    if linked:
-                        self._cache[subject] = (linked, expires)
+                    if identity is not None or not looks_like_email(subject):
+                        self._cache[subject] = (linked, expires)  # just read: trusted for another while
+                    if (identity is not None and linked is None and identity.source == "email"
+                            and identity.checked_at + RETRY_UNKNOWN_EMAIL < self.clock.now()):
+                        self._queue_lookup(subject)  # an email Slack did not know: ask again daily
                     if linked and linked != user_key:
                         async with self.db.write() as session:
                             await reattribute(session, subject, linked)
