@@ -150,6 +150,8 @@ def generate(path: Path, people: int, events: int, days: int, seed: int = 4) -> 
     for statement in indexes:
         conn.execute(statement)
     conn.execute("INSERT INTO settings (key, value) VALUES ('rollup_timezone', ?)", (TZ.key,))
+    # the rollups are rebuilt from every event below: nothing is left to fold
+    conn.execute("UPDATE rollup_fold_state SET folded_seq = (SELECT MAX(seq) FROM usage_events)")
     conn.close()
     print(f"  indexes rebuilt ({time.perf_counter() - started:.0f}s); building rollups...", file=sys.stderr)
 

@@ -10,7 +10,8 @@ What it does, in one process so the machine's noise hits both sides alike:
   bot.card_builder.build_card + its Block Kit and fallback text; `/tokens top` = build_leaderboard
   (this month) + Block Kit. Median and p99;
 - times the same answers computed by a plain aggregate over the raw usage_events table
-  (what the rollups save us), --raw-calls times; median and p99;
+  (what the rollups save us), --raw-calls times; median and p99. Since 0002_ledger the events
+  table has no (user_key, day) index (no read path needs one), so the raw figures are scans;
 - prints a table with the ratio raw / rollups.
 SQLite by default (a temporary file); pass --database-url for PostgreSQL (the database is emptied).
 """
@@ -22,7 +23,6 @@ import asyncio
 import math
 import random
 import shutil
-import sqlite3
 import statistics
 import sys
 import tempfile
@@ -35,7 +35,9 @@ from zoneinfo import ZoneInfo
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
+import ledger_data  # noqa: E402
 from sqlalchemy import Date, bindparam, text  # noqa: E402
 
 from bot.card_builder import build_card, build_leaderboard  # noqa: E402
@@ -45,80 +47,14 @@ from bot.views.card import card_blocks, card_fallback  # noqa: E402
 from bot.views.leaderboard import leaderboard_blocks, leaderboard_fallback  # noqa: E402
 from bot.wiring import build_services  # noqa: E402
 from storage.db import upgrade  # noqa: E402
-from storage.types import MONEY_SCALE, money_from_db  # noqa: E402
+from storage.types import money_from_db  # noqa: E402
 from storage.usage import rebuild_rollups  # noqa: E402
 
 TZ = ZoneInfo("America/New_York")
-MODELS = (("gpt-4o", "openai"), ("gpt-4o-mini", "openai"), ("claude-sonnet-4-5", "anthropic"), ("o3", "openai"),
-          ("gemini-2.5-pro", "google"), ("acme-finetune-1", None))
-COLUMNS = ("event_id", "occurred_at", "day", "received_at", "source", "subject", "user_key", "model", "provider",
-           "team", "project", "input_tokens", "cached_input_tokens", "output_tokens", "reasoning_tokens",
-           "cost_usd", "price_source", "unpriced", "metadata")
 
 
 def people(count: int) -> list[str]:
     return [f"U0B{i:05d}" for i in range(count)]
-
-
-def event_rows(count: int, users: list[str], now: datetime, rng: random.Random):
-    """(column values) per event: a long tail of heavy and light users, 30 local days up to now."""
-    weights = [rng.lognormvariate(0, 1.2) for _ in users]
-    chosen = rng.choices(users, weights=weights, k=count)
-    span = 30 * 86400
-    for i, user in enumerate(chosen):
-        at = now - timedelta(seconds=rng.randrange(span))
-        model, provider = MODELS[i % len(MODELS)]
-        input_tokens = rng.randrange(50, 40_000)
-        output_tokens = rng.randrange(10, 4_000)
-        cost = Decimal(rng.randrange(1, 50_000_000)) / Decimal(10**9)  # up to $0.05, nanodollar steps
-        yield (f"bench-{i}", at, at.astimezone(TZ).date(), now, "native", user, user, model, provider, "team", None,
-               input_tokens, input_tokens // 4, output_tokens, output_tokens // 5 if model == "o3" else 0, cost,
-               "source", False, None)
-
-
-def load_sqlite(path: Path, rows) -> None:
-    conn = sqlite3.connect(path)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=OFF")
-    sql = f"INSERT INTO usage_events ({', '.join(COLUMNS)}) VALUES ({', '.join('?' for _ in COLUMNS)})"
-
-    def adapt(row):
-        row = list(row)
-        row[1] = row[1].astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
-        row[2] = row[2].isoformat()
-        row[3] = row[3].astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
-        row[15] = int(row[15].scaleb(MONEY_SCALE))
-        row[17] = int(row[17])
-        return row
-
-    batch: list = []
-    for row in rows:
-        batch.append(adapt(row))
-        if len(batch) == 50_000:
-            conn.executemany(sql, batch)
-            batch.clear()
-    if batch:
-        conn.executemany(sql, batch)
-    conn.commit()
-    conn.close()
-
-
-async def load_postgres(url: str, rows) -> None:
-    import asyncpg
-
-    dsn = url.replace("postgresql+asyncpg://", "postgresql://")
-    conn = await asyncpg.connect(dsn)
-    try:
-        batch: list = []
-        for row in rows:
-            batch.append(row)
-            if len(batch) == 100_000:
-                await conn.copy_records_to_table("usage_events", records=batch, columns=COLUMNS)
-                batch.clear()
-        if batch:
-            await conn.copy_records_to_table("usage_events", records=batch, columns=COLUMNS)
-    finally:
-        await conn.close()
 
 
 async def reset_postgres(url: str) -> None:
@@ -179,11 +115,11 @@ async def main() -> int:
     if not is_sqlite:
         await reset_postgres(url)
     await asyncio.to_thread(upgrade, url)
-    rows = event_rows(args.events, users, now, rng)
+    rows = ledger_data.event_values(args.events, users, now, rng)
     if is_sqlite:
-        await asyncio.to_thread(load_sqlite, workdir / "bench.db", rows)
+        await asyncio.to_thread(ledger_data.load_sqlite, workdir / "bench.db", rows)
     else:
-        await load_postgres(url, rows)
+        await ledger_data.load_postgres(url.replace("postgresql+asyncpg://", "postgresql://"), rows)
     loaded = time.perf_counter()
     settings = Settings(database_url=url, timezone=TZ)
     services = build_services(settings, clock=Clock(TZ, lambda: now), with_slack=False)

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import time
 from collections.abc import Awaitable, Callable
 from urllib.parse import parse_qsl
 
+import asyncpg
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.async_app import AsyncApp
@@ -24,7 +26,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from bot.services import Services
 from handlers import slack
-from handlers.http import api, webhooks
+from handlers.http import api, metrics, webhooks
 from handlers.http.common import BodyIncomplete, BodyTimeout, BodyTooLarge, header_text, read_body, refuse
 from handlers.http.webhooks import SERVICES
 
@@ -64,7 +66,8 @@ async def json_errors(request: web.Request, handler):
         if exc.content_type == "application/json" or exc.status < 400:
             raise
         return web.json_response({"error": exc.reason}, status=exc.status)
-    except (TimeoutError, PoolTimeout, OperationalError, DBAPIError, sqlite3.Error, ConnectionError, OSError):
+    except (TimeoutError, PoolTimeout, OperationalError, DBAPIError, sqlite3.Error, ConnectionError, OSError,
+            asyncpg.PostgresError, asyncpg.InterfaceError):  # the ingest writer speaks asyncpg directly
         log.exception("database or network failure on %s %s", request.method, request.path)
         return web.json_response({"error": "storage unavailable; nothing was stored, retry later"}, status=503)
     except Exception:
@@ -115,10 +118,29 @@ def _ssl_check(body: bytes) -> bool:
     return dict(parse_qsl(body.decode("utf-8", "replace"))).get("ssl_check") == "1"
 
 
+@web.middleware
+async def request_metrics(request: web.Request, handler):
+    """Latency per route (the route's pattern, never the raw path: bounded label values)."""
+    started = time.perf_counter()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except web.HTTPException as exc:
+        status = exc.status
+        raise
+    finally:
+        resource = request.match_info.route.resource
+        route = resource.canonical if resource is not None else "unmatched"
+        request.app[SERVICES].metrics.request_seconds.labels(request.method, route, str(status)).observe(
+            time.perf_counter() - started)
+
+
 def build_web_app(services: Services, *, bolt: AsyncApp | None = None, on_start: list[Hook] | None = None,
                   on_stop: list[Hook] | None = None, close_services: bool = True) -> web.Application:
     # Room above the 5 MiB webhook limit so our own check answers 413 with a JSON reason.
-    app = web.Application(middlewares=[json_errors], client_max_size=6 * 1024 * 1024)
+    app = web.Application(middlewares=[request_metrics, json_errors], client_max_size=6 * 1024 * 1024)
     app[SERVICES] = services
     if services.slack is not None:
         bolt = bolt or build_bolt_app(services)
@@ -128,6 +150,7 @@ def build_web_app(services: Services, *, bolt: AsyncApp | None = None, on_start:
         app.router.add_post("/slack/events", _slack_events(bolt, services))
     webhooks.setup(app, services)
     api.setup(app)
+    metrics.setup(app)
 
     async def startup(_app: web.Application) -> None:
         for hook in on_start or ():

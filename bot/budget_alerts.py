@@ -113,6 +113,9 @@ class AlertChecker:
         try:
             while self._dirty:
                 users, self._dirty = self._dirty, set()
+                # the forecast's trailing days read the rollups: wait for the next fold (at its pace)
+                writer = self.services.ingestor.writer
+                await writer.wait_folded(within=2 * writer.fold_interval + 1.0)
                 now = self.services.clock.now().timestamp()
                 due = {u for u in users if now - self._forecast_checked.get(u, -FORECAST_EVERY) >= FORECAST_EVERY}
                 self._forecast_checked.update(dict.fromkeys(due, now))

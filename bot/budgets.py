@@ -16,10 +16,11 @@ from decimal import ROUND_CEILING, Decimal
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.clock import Clock, month_key, next_month_first_day
+from bot.clock import Clock, month_first_day, month_key, month_last_day, next_month_first_day
 from bot.config import Settings
 from storage.chunks import chunked
-from storage.models import Budget, BudgetRaise, UsageDaily, UsageMonthly
+from storage.models import Budget, BudgetRaise, UsageDaily
+from storage.usage import month_spend
 
 ZERO = Decimal(0)
 TREND_DAYS = 14  # the daily trend shown on the card and to an approver: the last 14 local days
@@ -55,6 +56,7 @@ async def budget_statuses(
 ) -> dict[str, BudgetStatus]:
     """Where each person stands in `day`'s month: three queries for any number of people.
 
+    Spend is the monthly rollup plus the events not yet folded into it (storage.usage.month_spend).
     Precedence of the standing budget: a stored `budgets` row (admin-set or a "from now
     on" approval), else `[budgets.users]`, else `default_monthly_usd`.
     """
@@ -70,9 +72,8 @@ async def budget_statuses(
             select(BudgetRaise.user_key, func.sum(BudgetRaise.amount_usd))
             .where(BudgetRaise.month == month, BudgetRaise.user_key.in_(chunk))
             .group_by(BudgetRaise.user_key))).all())
-        spent.update((await session.execute(
-            select(UsageMonthly.user_key, UsageMonthly.cost_usd)
-            .where(UsageMonthly.month == month, UsageMonthly.user_key.in_(chunk)))).all())
+        # exact to the last event: the monthly rollup plus what is not folded into it yet
+        spent.update(await month_spend(session, month, month_first_day(day), month_last_day(day), chunk))
     statuses = {}
     for user in people:
         standing = stored.get(user, settings.user_budgets.get(user, settings.default_monthly_usd))

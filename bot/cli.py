@@ -111,13 +111,13 @@ def serve(settings: Settings) -> int:
     from aiohttp import web
 
     from bot.app import build_web_app
-    from bot.maintenance import ensure_rollup_timezone
+    from bot.maintenance import ensure_rollup_timezone, start_ledger
     from bot.wiring import build_services, start_background, stop_background
 
     settings.require_slack(http_mode=not settings.slack_app_token)
     migrate(settings)
     services = build_services(settings)
-    hooks_start = [ensure_rollup_timezone, start_background]
+    hooks_start = [ensure_rollup_timezone, start_ledger, start_background]
     hooks_stop = [stop_background]
     if settings.slack_app_token:
         hooks_start.append(_start_socket_mode)

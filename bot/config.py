@@ -75,6 +75,7 @@ class Settings:
     limits_webhook_secret: str | None = None
     openai_admin_key: str | None = None
     openai_base_url: str | None = None
+    metrics_token: str | None = None  # METRICS_TOKEN: bearer token for GET /metrics (unset: open)
     # TOML file
     timezone: ZoneInfo = field(default_factory=lambda: ZoneInfo("UTC"))
     admins: tuple[str, ...] = ()
@@ -99,6 +100,8 @@ class Settings:
     body_timeout_seconds: float = 30.0  # no body byte for this long (or 10x in all): 503
     ingest_timeout_seconds: float = 60.0  # a batch not committed within this: 503, the sender retries
     statement_timeout_seconds: float = 120.0  # PostgreSQL statement_timeout for the process's sessions
+    retention_raw_days: int = 400  # [retention] raw_days: raw events kept this long; rollups forever
+    fold_interval_seconds: float = 0.5  # [ledger] fold_interval_seconds: rollups trail events by about this
 
     def require_slack(self, *, http_mode: bool) -> None:
         """`serve` needs Slack credentials; other commands don't."""
@@ -134,6 +137,7 @@ def load_settings(environ: dict[str, str] | None = None, *, read_dotenv: bool = 
         "limits_webhook_secret": env.get("LIMITS_WEBHOOK_SECRET"),
         "openai_admin_key": env.get("OPENAI_ADMIN_KEY"),
         "openai_base_url": _url(env, "OPENAI_BASE_URL", None),
+        "metrics_token": env.get("METRICS_TOKEN"),
     }
     token = values["slack_bot_token"]
     if token and not token.startswith("xoxb-"):
@@ -195,7 +199,7 @@ def _parse_toml(path: Path) -> dict[str, Any]:
 
 def _toml_values(data: dict[str, Any]) -> dict[str, Any]:
     known = {"timezone", "admins", "leaderboard", "budgets", "approvals", "identities", "digests", "pricing",
-             "litellm"}
+             "litellm", "retention", "ledger"}
     for key in data:
         if key not in known:
             raise ConfigError(f"{key}: unknown setting (known: {', '.join(sorted(known))})")
@@ -303,6 +307,25 @@ def _toml_values(data: dict[str, Any]) -> dict[str, Any]:
             cached_input=_money(f"{key}.cached_input", entry["cached_input"]) if "cached_input" in entry else None,
         )
     out["model_prices"] = prices
+
+    retention = _table("retention", data.get("retention", {}))
+    for key in retention:
+        if key != "raw_days":
+            raise ConfigError(f"retention.{key}: unknown setting (known: raw_days)")
+    if "raw_days" in retention:
+        value = retention["raw_days"]
+        if not isinstance(value, int) or isinstance(value, bool) or not 31 <= value <= 36_500:
+            raise ConfigError("retention.raw_days: must be a whole number of days from 31 to 36500")
+        out["retention_raw_days"] = value
+    ledger = _table("ledger", data.get("ledger", {}))
+    for key in ledger:
+        if key != "fold_interval_seconds":
+            raise ConfigError(f"ledger.{key}: unknown setting (known: fold_interval_seconds)")
+    if "fold_interval_seconds" in ledger:
+        value = ledger["fold_interval_seconds"]
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 60:
+            raise ConfigError("ledger.fold_interval_seconds: must be a number of seconds from 0 to 60")
+        out["fold_interval_seconds"] = float(value)
     return out
 
 

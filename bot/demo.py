@@ -192,6 +192,7 @@ async def _demo(database: Path, people_count: int, seed: int, shots: Path | None
         events = synthetic_events(people, now, rng)
         started = time.perf_counter()
         totals = await _send_through_http(settings, services, events)
+        await services.ingestor.writer.settle()  # rollups trail the events by up to a second
         elapsed = time.perf_counter() - started
         print(f"tokenbot demo: {len(people)} people in {len(TEAMS)} teams, {len(events):,} usage events over "
               f"31 days, sent as {-(-len(events) // 500)} signed webhook batches in {elapsed:.1f}s "

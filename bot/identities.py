@@ -28,8 +28,12 @@ from storage.usage import reattribute
 
 log = logging.getLogger(__name__)
 
-CACHE_SECONDS = 60.0  # other processes' links show up here within this long
+# How long a subject's link is trusted when resolving a batch. Links another process makes
+# meanwhile still reach every stored batch: the background re-check after each commit reads
+# the stored links and moves what went in under the old key (`_recheck_links`).
+CACHE_SECONDS = 600.0
 RETRY_UNKNOWN_EMAIL = timedelta(hours=24)
+RECHECK_SECONDS = 0.05
 
 EmailLookup = Callable[[str], Awaitable[str | None]]
 
@@ -56,6 +60,8 @@ class IdentityResolver:
         self._to_look_up: set[str] = set()  # unknown emails, looked up once their batch is stored
         self._queue: asyncio.Queue[str] | None = None
         self._worker: asyncio.Task | None = None
+        self._recheck: set[tuple[str, str]] = set()  # (subject, key its rows went in under) to check
+        self._rechecker: asyncio.Task | None = None
 
     async def resolve_many(self, subjects: Iterable[str]) -> dict[str, str]:
         """subject -> user_key for a batch, with one database read for cache misses."""
@@ -89,18 +95,18 @@ class IdentityResolver:
         return result
 
     async def after_commit(self, used: dict[str, str]) -> None:
-        """Once a batch is stored: start the email lookups it needs, and fix up any subject
-        that was linked while the batch was in flight (its rows went in under the old key)."""
-        # Another process may have linked a subject this process still had cached (up to
-        # CACHE_SECONDS): the stored link is the truth, or that spend stays misattributed for good.
-        external = [s for s in used if not is_slack_user_id(s) and s not in self.config_links]
+        """Once a batch is stored: start the email lookups it needs, and have any subject that
+        was linked while the batch was in flight fixed up (its rows went in under the old key).
+
+        The fix-up check reads the stored links, so it runs in the background, one query for
+        every batch stored meanwhile rather than one per request (`drain` waits for it).
+        """
+        external = {s: k for s, k in used.items() if not is_slack_user_id(s) and s not in self.config_links}
         if external:
-            stored = await self._load(external)
-            expires = time.monotonic() + CACHE_SECONDS
-            for subject in external:
-                identity = stored.get(subject)
-                if identity is not None and identity.slack_user_id and identity.slack_user_id != used[subject]:
-                    self._cache[subject] = (identity.slack_user_id, expires)
+            for subject, user_key in external.items():
+                self._recheck.add((subject, user_key))
+            if self._rechecker is None or self._rechecker.done():
+                self._rechecker = asyncio.get_running_loop().create_task(self._recheck_links(), name="link-recheck")
         for subject, user_key in used.items():
             current = self._cache.get(subject)
             if current is not None and current[0] and current[0] != user_key:
@@ -110,14 +116,43 @@ class IdentityResolver:
             self._to_look_up.discard(email)
             self._queue_lookup(email)
 
+    async def _recheck_links(self) -> None:
+        # Another process may have linked a subject this process still had cached (up to
+        # CACHE_SECONDS): the stored link is the truth, or that spend stays misattributed for good.
+        while self._recheck:
+            await asyncio.sleep(RECHECK_SECONDS)  # gather the batches stored meanwhile
+            pairs, self._recheck = self._recheck, set()
+            try:
+                stored = await self._load(sorted({s for s, _ in pairs}))
+                expires = time.monotonic() + CACHE_SECONDS
+                for subject, user_key in sorted(pairs):
+                    identity = stored.get(subject)
+                    linked = identity.slack_user_id if identity is not None else None
+                    if identity is not None or not looks_like_email(subject):
+                        self._cache[subject] = (linked, expires)  # just read: trusted for another while
+                    if (identity is not None and linked is None and identity.source == "email"
+                            and identity.checked_at + RETRY_UNKNOWN_EMAIL < self.clock.now()):
+                        self._queue_lookup(subject)  # an email Slack did not know: ask again daily
+                    if linked and linked != user_key:
+                        async with self.db.write() as session:
+                            await reattribute(session, subject, linked)
+            except Exception:  # try again with the next batch; the pairs are not lost
+                log.exception("checking links after a stored batch failed")
+                self._recheck |= pairs
+                await asyncio.sleep(1.0)
+
     async def resolve(self, subject: str) -> str:
         return (await self.resolve_many([subject]))[subject]
 
-    async def _load(self, subjects: list[str]) -> dict[str, Identity]:
-        found: dict[str, Identity] = {}
+    async def _load(self, subjects: list[str]):
+        """external_id -> its stored row (external_id, slack_user_id, source, checked_at); plain
+        rows, not ORM objects: this runs for ingest batches and ORM loading cost more than the query."""
+        found = {}
         async with self.db.session() as session:
             for chunk in chunked(subjects):
-                rows = await session.scalars(select(Identity).where(Identity.external_id.in_(chunk)))
+                rows = await session.execute(
+                    select(Identity.external_id, Identity.slack_user_id, Identity.source, Identity.checked_at)
+                    .where(Identity.external_id.in_(chunk)))
                 found.update({row.external_id: row for row in rows})
         return found
 
@@ -181,12 +216,20 @@ class IdentityResolver:
                 identity.checked_at = self.clock.now()
         return None
 
+    async def settle_links(self) -> None:
+        """Wait for the background link check of batches stored so far (tests)."""
+        while self._rechecker is not None and not self._rechecker.done():
+            await asyncio.gather(self._rechecker, return_exceptions=True)
+
     async def drain(self) -> None:
-        """Wait for queued lookups (tests and shutdown)."""
-        if self._worker is not None:
-            await asyncio.gather(self._worker, return_exceptions=True)
+        """Wait for queued lookups and link checks (tests and shutdown)."""
+        while any(t is not None and not t.done() for t in (self._worker, self._rechecker)):
+            await asyncio.gather(*(t for t in (self._worker, self._rechecker) if t is not None),
+                                 return_exceptions=True)
 
     async def close(self) -> None:
+        if self._rechecker is not None and not self._rechecker.done():
+            await asyncio.gather(self._rechecker, return_exceptions=True)  # a fix-up is worth finishing
         if self._worker is not None and not self._worker.done():
             self._worker.cancel()
             await asyncio.gather(self._worker, return_exceptions=True)

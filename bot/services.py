@@ -1,7 +1,7 @@
 """The process's long-lived objects, built once and handed to handlers and jobs.
 
 `Services` declares everything a process holds: settings, clock, database, Slack client,
-the ingest path, the approver finder, the one owner of background work, the scheduler
+the ingest path, the approver finder, the process metrics, the one owner of background work, the scheduler
 once started, and the lists the composition root (bot/wiring.py) fills: the `/tokens`
 words and the App Home sections. `create_services` builds the objects only; a working
 process is built by `bot.wiring.build_services`, which also fills those lists and
@@ -31,6 +31,7 @@ from bot.background import Background
 from bot.clock import Clock
 from bot.config import Settings
 from bot.identities import IdentityResolver
+from bot.metrics import MeteredWebClient, Metrics
 from bot.pricing import Pricer
 from bot.usage import UsageIngestor
 from storage.db import Database
@@ -40,7 +41,7 @@ log = logging.getLogger(__name__)
 
 def slack_client(settings: Settings) -> AsyncWebClient:
     """Slack's Web API client: base URL from SLACK_API_URL, retrying 429s and 5xx."""
-    return AsyncWebClient(
+    return MeteredWebClient(
         token=settings.slack_bot_token,
         base_url=settings.slack_api_url,
         timeout=10,
@@ -63,6 +64,7 @@ class Services:
     slack: AsyncWebClient | None
     approvers: ApproverFinder
     instance_id: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
+    metrics: Metrics = field(default_factory=Metrics)
     background: Background = field(default_factory=Background)
     scheduler: AsyncIOScheduler | None = None  # set while `tokenbot serve` runs its jobs
     # word ("request", "admin audit") -> async function of a bot.commands.Invocation
@@ -75,7 +77,7 @@ class Services:
         everything the process holds: the email lookups, the ingest writer, the database."""
         await self.background.stop(grace_seconds)
         await self.identities.close()
-        self.ingestor.writer.close()
+        await self.ingestor.writer.aclose()  # acknowledged batches are written and folded first
         await self.db.dispose()
 
 
@@ -93,10 +95,15 @@ def create_services(settings: Settings, *, clock: Clock | None = None, with_slac
         db=db,
         pricer=pricer,
         identities=identities,
-        ingestor=UsageIngestor(db, pricer, identities, clock),
+        ingestor=UsageIngestor(db, pricer, identities, clock, fold_interval=settings.fold_interval_seconds),
         slack=slack,
         approvers=ApproverFinder(settings, db, slack),
     )
+    # the process's own figures (GET /metrics): Slack errors, ingest outcomes, ledger commits
+    if isinstance(slack, MeteredWebClient):
+        slack.metrics = services.metrics
+    services.ingestor.observers.append(services.metrics.observe_ingest)
+    services.ingestor.writer.on_commit = services.metrics.observe_commit
     return services
 
 

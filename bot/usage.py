@@ -2,14 +2,22 @@
 
 Every source (native webhook, LiteLLM, `tokenbot import`, the demo) ends here, so the
 rules of SPEC 5 hold the same for all of them. `ingest` returns only after the commit:
-what it reports as accepted survives a crash.
+what it reports as accepted survives a crash. The rollups follow within a second (the
+fold in storage/fold.py); budget checks read them plus the unfolded tail.
+
+Ranges kept here (per event, with the event's index in the answer): token counts at most
+`MAX_EVENT_TOKENS` (10^12: rollups are wide, but no real call comes near), and, once
+retention has started forgetting raw events, events for days before its horizon are refused
+(their ids may be gone, so a resend could not be recognised as one; bot/maintenance.py).
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
@@ -18,11 +26,12 @@ from bot.identities import IdentityResolver
 from bot.pricing import Pricer
 from bot.sources.native import EventError, UsageRecord, validate_event
 from storage.db import Database
-from storage.usage import UsageWriter
+from storage.partitions import ingest_horizon
+from storage.usage import MAX_EVENT_TOKENS, UsageWriter
 
 log = logging.getLogger(__name__)
 ZERO = Decimal(0)
-
+HORIZON_SECONDS = 60.0  # how often the retention horizon is read again
 
 @dataclass(slots=True)
 class Rejection:
@@ -55,28 +64,36 @@ class IngestResult:
 
 
 AfterIngest = Callable[[IngestResult], Awaitable[None]]
+IngestObserver = Callable[[str, IngestResult], None]
 
 
 class UsageIngestor:
-    def __init__(self, db: Database, pricer: Pricer, identities: IdentityResolver, clock: Clock) -> None:
+    def __init__(self, db: Database, pricer: Pricer, identities: IdentityResolver, clock: Clock, *,
+                 fold_interval: float = 0.25) -> None:
         self.db = db
         self.pricer = pricer
         self.identities = identities
         self.clock = clock
-        self.writer = UsageWriter(db)
+        self._horizon: tuple[date | None, float] = (None, float("-inf"))
+        self.writer = UsageWriter(db, fold_interval=fold_interval)
         self.after_ingest: list[AfterIngest] = []
+        self.observers: list[IngestObserver] = []  # (source, result) after each ingest: metrics
 
     async def ingest(self, raw_events: Sequence[Any], *, source: str) -> IngestResult:
         result = IngestResult()
         now = self.clock.now()
-        records: list[UsageRecord] = []
+        oldest = await self._refuse_before()
+        records: list[tuple[UsageRecord, Any]] = []
         seen: set[str] = set()
+        local_day = self.clock.local_day
         for index, raw in enumerate(raw_events):
             if isinstance(raw, dict) and "_skip" in raw:  # a source's "not spend" (bot/sources)
                 result.skipped += 1
                 continue
             try:
                 record = validate_event(raw, now)
+                day = local_day(record.occurred_at)
+                _check_ranges(record, day, oldest)
             except EventError as exc:
                 raw_id = raw.get("id") if isinstance(raw, dict) else None
                 result.rejected.append(Rejection(index, raw_id if isinstance(raw_id, str) else None, str(exc)))
@@ -85,21 +102,13 @@ class UsageIngestor:
                 result.duplicates += 1
                 continue
             seen.add(record.event_id)
-            records.append(record)
+            records.append((record, day))
+        if records:
+            await self._store(records, source, now, result)
+        for observe in self.observers:
+            observe(source, result)
         if not records:
             return result
-
-        user_keys = await self.identities.resolve_many(r.subject for r in records)
-        rows = [self._row(r, user_keys[r.subject], source, now) for r in records]
-        inserted = await self.writer.write(rows)
-        await self.identities.after_commit(user_keys)
-        result.accepted = len(inserted)
-        result.served_from_cache = sum(1 for row in inserted if row["cache_hit"])
-        result.duplicates += len(rows) - len(inserted)
-        for row in inserted:
-            day = row["day"]
-            key = (row["user_key"], f"{day.year:04d}-{day.month:02d}")
-            result.touched[key] = result.touched.get(key, ZERO) + row["cost_usd"]
         for hook in self.after_ingest:
             try:
                 await hook(result)
@@ -107,35 +116,44 @@ class UsageIngestor:
                 log.exception("after-ingest hook failed")
         return result
 
-    def _row(self, record: UsageRecord, user_key: str, source: str, now) -> dict[str, Any]:
-        price = self.pricer.price(
-            model=record.model,
-            provider=record.provider,
-            occurred_at=record.occurred_at,
-            input_tokens=record.input_tokens,
-            cached_input_tokens=record.cached_input_tokens,
-            output_tokens=record.output_tokens,
-            cost_usd=record.cost_usd,
-        )
-        return {
-            "event_id": record.event_id,
-            "occurred_at": record.occurred_at,
-            "day": self.clock.local_day(record.occurred_at),
-            "received_at": now,
-            "source": source,
-            "subject": record.subject,
-            "user_key": user_key,
-            "model": record.model,
-            "provider": record.provider,
-            "team": record.team,
-            "project": record.project,
-            "input_tokens": record.input_tokens,
-            "cached_input_tokens": record.cached_input_tokens,
-            "output_tokens": record.output_tokens,
-            "reasoning_tokens": record.reasoning_tokens,
-            "cost_usd": price.cost_usd,
-            "price_source": price.source,
-            "unpriced": price.unpriced,
-            "metadata": record.metadata,
-            "cache_hit": record.cache_hit,
-        }
+    async def _refuse_before(self) -> date | None:
+        value, read_at = self._horizon
+        if time.monotonic() - read_at >= HORIZON_SECONDS:
+            value = await ingest_horizon(self.db)
+            self._horizon = (value, time.monotonic())
+        return value
+
+    async def _store(self, records: list, source: str, now, result: IngestResult) -> None:
+        user_keys = await self.identities.resolve_many(r.subject for r, _ in records)
+        encode = self.writer.encoder.row
+        received = self.writer.encoder.time(now)
+        price = self.pricer.price
+        rows, costs = [], []
+        for r, day in records:  # one pass: validated record -> priced driver tuple
+            p = price(model=r.model, provider=r.provider, occurred_at=r.occurred_at, input_tokens=r.input_tokens,
+                      cached_input_tokens=r.cached_input_tokens, output_tokens=r.output_tokens, cost_usd=r.cost_usd)
+            costs.append(p.cost_usd)
+            rows.append(encode(r.event_id, r.occurred_at, day, received, source, r.subject, user_keys[r.subject],
+                               r.model, r.provider, r.team, r.project, r.input_tokens, r.cached_input_tokens,
+                               r.output_tokens, r.reasoning_tokens, p.cost_usd, p.source, p.unpriced, r.metadata,
+                               r.cache_hit))
+        inserted = await self.writer.write_rows(rows)
+        await self.identities.after_commit(user_keys)
+        result.accepted = len(inserted)
+        result.served_from_cache = sum(1 for i in inserted if records[i][0].cache_hit)
+        result.duplicates += len(rows) - len(inserted)
+        touched = result.touched
+        for i in inserted:
+            record, day = records[i]
+            key = (user_keys[record.subject], f"{day.year:04d}-{day.month:02d}")
+            touched[key] = touched.get(key, ZERO) + costs[i]
+
+
+def _check_ranges(record: UsageRecord, day: date, oldest: date | None) -> None:
+    for name in ("input_tokens", "output_tokens"):
+        value = getattr(record, name)
+        if value > MAX_EVENT_TOKENS:
+            raise EventError(f"{name}: {value} is more than {MAX_EVENT_TOKENS:,} tokens for one event")
+    if oldest is not None and day < oldest:
+        raise EventError(f"timestamp: {record.occurred_at.isoformat()} is before {oldest.isoformat()}: raw events "
+                         "are kept retention.raw_days, so older ones cannot be checked for duplicates")

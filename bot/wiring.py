@@ -20,6 +20,7 @@ from bot.commands import Word
 from bot.config import Settings
 from bot.data_check import data_check_section
 from bot.digests.jobs import digest_jobs
+from bot.maintenance import ledger_jobs
 from bot.outbox import outbox_jobs
 from bot.scheduler import JobSpec, start_scheduler, stop_scheduler
 from bot.services import Services, create_services
@@ -41,7 +42,7 @@ def install_ingest_hooks(services: Services) -> None:
 
 
 def scheduled_jobs(services: Services) -> list[JobSpec]:
-    return [*digest_jobs(services), *approval_jobs(services), *outbox_jobs(services)]
+    return [*digest_jobs(services), *approval_jobs(services), *outbox_jobs(services), *ledger_jobs(services)]
 
 
 def build_services(settings: Settings, *, clock: Clock | None = None, with_slack: bool = True) -> Services:

@@ -15,6 +15,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from sqlalchemy import event, text
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -31,6 +32,10 @@ class Database:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
         self.sqlite_path = _sqlite_path(url) if self.is_sqlite else None
+        # PostgreSQL session settings for every connection, the ingest writer's own pool included
+        self.server_settings = (
+            {"statement_timeout": str(int(statement_timeout * 1000))} if statement_timeout and not self.is_sqlite
+            else {})
         if self.is_sqlite:
             self.engine: AsyncEngine = create_async_engine(
                 url, echo=echo, connect_args={"timeout": 30}, pool_size=5, max_overflow=5
@@ -39,11 +44,9 @@ class Database:
             write_engine = self.engine.execution_options(tokenbot_write=True)
         else:
             # A frozen or locked database fails a statement after `statement_timeout` instead of
-            # hanging the request (and its pooled connection) with no limit.
-            connect_args = (
-                {"server_settings": {"statement_timeout": str(int(statement_timeout * 1000))}}
-                if statement_timeout else {}
-            )
+            # hanging the request (and its pooled connection) with no limit. Whole-ledger work
+            # (rebuilds, reprice, re-attribution, retention) lifts it with SET LOCAL.
+            connect_args = {"server_settings": self.server_settings} if self.server_settings else {}
             self.engine = create_async_engine(url, echo=echo, pool_size=10, max_overflow=10, pool_pre_ping=True,
                                               connect_args=connect_args)
             write_engine = self.engine
@@ -66,6 +69,11 @@ class Database:
         """A Core connection in a write transaction, for the ingest hot path."""
         async with self._write_engine.begin() as conn:
             yield conn
+
+    @property
+    def asyncpg_dsn(self) -> str:
+        """The URL for a plain asyncpg connection (the ingest writer's own pool)."""
+        return make_url(self.url).set(drivername="postgresql").render_as_string(hide_password=False)
 
     async def ping(self) -> bool:
         try:
@@ -97,9 +105,12 @@ def connect_sqlite(path: str):
     """A plain sqlite3 connection with the same settings as the engine's (the ingest writer's)."""
     import sqlite3
 
+    from storage.types import register_sqlite_functions
+
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
     for pragma in SQLITE_PRAGMAS:
         conn.execute(pragma)
+    register_sqlite_functions(conn)
     return conn
 
 
@@ -114,11 +125,22 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         for pragma in SQLITE_PRAGMAS:
             cursor.execute(pragma)
         cursor.close()
+        _register_functions(dbapi_conn)
 
     @event.listens_for(sync_engine, "begin")
     def _on_begin(conn):
         write = conn.get_execution_options().get("tokenbot_write", False)
         conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+def _register_functions(dbapi_conn) -> None:
+    """The wide-integer SQL functions (storage/types.py) on an aiosqlite connection, in its thread."""
+    from sqlalchemy.util import await_only
+
+    from storage.types import register_sqlite_functions
+
+    aio = dbapi_conn._connection  # aiosqlite.Connection: run the registration on its own thread
+    await_only(aio._execute(register_sqlite_functions, aio._conn))
 
 
 def alembic_config(url: str):

@@ -1,9 +1,10 @@
 """The schema. Every table is created by an Alembic migration (storage/migrations).
 
 Conventions: times are UTC (`UTCDateTime`), days and months are the organisation's
-local calendar (`day`, `month` = "YYYY-MM"), tokens are 64-bit integers and money is
-`Money` (exact decimals). A `user_key` is the person spend is attributed to: a Slack
-user id when the source identity is linked, else the raw id as sent (unlinked).
+local calendar (`day`, `month` = "YYYY-MM"), event tokens are 64-bit integers, rollup token
+sums `WideCount` and money `Money`: exact and never overflowing (storage/types.py).
+A `user_key` is the person spend is attributed to: a Slack user id when the source
+identity is linked, else the raw id as sent (unlinked).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
+    ARRAY,
     JSON,
     BigInteger,
     Boolean,
@@ -21,6 +23,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    Numeric,
     String,
     Text,
     UniqueConstraint,
@@ -29,7 +32,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from storage.types import Money, UTCDateTime
+from storage.types import Money, UTCDateTime, WideCount
 
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -48,12 +51,24 @@ def _tokens() -> Mapped[int]:
     return mapped_column(BigInteger, nullable=False, default=0, server_default="0")
 
 
+def _wide() -> Mapped[int]:
+    return mapped_column(WideCount, nullable=False, default=0, server_default="0")
+
+
 def _money() -> Mapped[Decimal]:
     return mapped_column(Money, nullable=False, default=Decimal(0), server_default="0")
 
 
 class UsageEvent(Base):
-    """One model call (or provider bucket), stored once per `event_id`."""
+    """One model call, provider bucket or ledger correction, stored once per `event_id`.
+
+    The physical tables differ (migration 0002_ledger):
+    - SQLite: `seq INTEGER PRIMARY KEY` (the rowid, unmapped here) orders the ledger for the
+      rollup fold; `event_id` is UNIQUE.
+    - PostgreSQL: partitioned by month on `day`; `event_id` is unique through
+      `usage_event_ids` (a partitioned table cannot have a unique index without the key).
+    Indexes are only those reads need: `subject` (re-attribution) and unpriced models (reprice).
+    """
 
     __tablename__ = "usage_events"
 
@@ -81,17 +96,62 @@ class UsageEvent(Base):
     cache_hit: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False, server_default=false())
 
     __table_args__ = (
-        Index("ix_usage_events_user_key_day", "user_key", "day"),
         Index("ix_usage_events_subject", "subject"),
         Index("ix_usage_events_unpriced", "model", postgresql_where=text("unpriced"), sqlite_where=text("unpriced")),
     )
 
 
+class UsageEventId(Base):
+    """PostgreSQL: the ids of stored events, the one place uniqueness holds across partitions.
+
+    Rows go with their partition when retention drops it (events older than the retention
+    window are refused, so a resend of a dropped event cannot count twice).
+    """
+
+    __tablename__ = "usage_event_ids"
+    event_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+
+
+def _array(item) -> Mapped[list]:
+    return mapped_column(ARRAY(item).with_variant(JSON, "sqlite"), nullable=False)
+
+
+class UsageFoldQueue(Base):
+    """PostgreSQL: rollup deltas committed with the events that caused them, not yet folded.
+
+    One row per ingest transaction (arrays of per person/day/model sums): any process folds
+    them into the rollups under an advisory lock, deleting the rows it folded in the same
+    transaction, so each delta counts exactly once whatever the order transactions commit in.
+    """
+
+    __tablename__ = "usage_fold_queue"
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
+                                    autoincrement=True)
+    user_keys: Mapped[list] = _array(Text)
+    days: Mapped[list] = _array(Date)
+    models: Mapped[list] = _array(Text)
+    input_tokens: Mapped[list] = _array(Numeric)
+    cached_input_tokens: Mapped[list] = _array(Numeric)
+    output_tokens: Mapped[list] = _array(Numeric)
+    reasoning_tokens: Mapped[list] = _array(Numeric)
+    cost_usd: Mapped[list] = _array(Numeric)
+    events: Mapped[list] = _array(BigInteger)
+    unpriced_events: Mapped[list] = _array(BigInteger)
+
+
+class RollupFoldState(Base):
+    """SQLite: the `seq` up to which events are folded into the rollups (one row)."""
+
+    __tablename__ = "rollup_fold_state"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    folded_seq: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+
+
 class _Measures:
-    input_tokens: Mapped[int] = _tokens()
-    cached_input_tokens: Mapped[int] = _tokens()
-    output_tokens: Mapped[int] = _tokens()
-    reasoning_tokens: Mapped[int] = _tokens()
+    input_tokens: Mapped[int] = _wide()
+    cached_input_tokens: Mapped[int] = _wide()
+    output_tokens: Mapped[int] = _wide()
+    reasoning_tokens: Mapped[int] = _wide()
     cost_usd: Mapped[Decimal] = _money()
     events: Mapped[int] = _tokens()
     unpriced_events: Mapped[int] = _tokens()

@@ -1,124 +1,204 @@
-"""Writing usage: raw events once per id, rollups in the same transaction.
+"""Writing the usage ledger: events once per id, rollups folded from them (storage/fold.py).
 
-Rollup deltas are aggregated per batch in Python and applied with one upsert per
-rollup table (`col = col + excluded.col`), only for the events this transaction really
-inserted (`ON CONFLICT DO NOTHING RETURNING`), so a duplicate never counts twice even
-when two processes race on the same id.
+The hot path is one insert per commit group:
+- SQLite: the driver's `executemany` of ready tuples on a dedicated connection in one worker
+  thread (`INSERT OR IGNORE` with explicit `seq`s, so the rows really inserted are read back by
+  `seq` range), nothing else; the fold follows on the same thread within a second.
+- PostgreSQL: the group is COPied into a temporary table and one statement inserts the new ids
+  (`ON CONFLICT DO NOTHING RETURNING`, so a duplicate never counts twice even when processes
+  race), the events, and one `usage_fold_queue` row of per-key sums; any process folds it.
+A request is answered only after the commit that holds its rows.
+
+For other writers (provider buckets, corrections): `insert_events(conn, rows)` writes ledger
+rows, negative amounts and token deltas included, inside the caller's transaction.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Sequence
+import logging
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from datetime import UTC, date
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any
 
 import orjson
-from sqlalchemy import Table, delete, func, insert, literal_column, select, update
+from sqlalchemy import String, bindparam, literal_column, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from storage import fold
 from storage.db import Database, connect_sqlite
-from storage.measures import Measures
-from storage.models import MEASURES, UsageDaily, UsageDailyModel, UsageEvent, UsageMonthly
-from storage.types import money_to_db
+from storage.fold import Deltas, SqliteExec
+from storage.partitions import PartitionKeeper, month_start
+from storage.types import money_from_db, picodollars, quantize_money, wide_encode
 
-EVENTS: Table = UsageEvent.__table__
-DAILY_MODEL: Table = UsageDailyModel.__table__
-DAILY: Table = UsageDaily.__table__
-MONTHLY: Table = UsageMonthly.__table__
+log = logging.getLogger(__name__)
 
+EVENT_COLUMNS = (
+    "event_id", "occurred_at", "day", "received_at", "source", "subject", "user_key", "model", "provider", "team",
+    "project", "input_tokens", "cached_input_tokens", "output_tokens", "reasoning_tokens", "cost_usd",
+    "price_source", "unpriced", "metadata", "cache_hit",
+)
+DAY, USER_KEY = 2, 6  # positions in an event tuple
+MAX_EVENT_TOKENS = 10**12  # per count per event: 10^5 times the largest context window
+MAX_EVENT_COST = Decimal(10**15)  # per event, either sign: a day's bill of the largest organisation x1000
 
-def dialect_insert(session, table: Table):
-    name = session.bind.dialect.name if isinstance(session, AsyncSession) else session.dialect.name
-    return (postgresql.insert if name == "postgresql" else sqlite.insert)(table)
-
-
-EVENT_COLUMNS = tuple(c.key for c in EVENTS.columns)
 _SQLITE_INSERT = (
-    f"INSERT OR IGNORE INTO usage_events ({', '.join(c.name for c in EVENTS.columns)}) "
-    f"VALUES ({', '.join('?' for _ in EVENTS.columns)})"
+    f"INSERT OR IGNORE INTO usage_events (seq, {', '.join(EVENT_COLUMNS)}) "
+    f"VALUES ({', '.join('?' for _ in range(len(EVENT_COLUMNS) + 1))})"
+)
+_PG_STAGE = "ingest_batch"
+_PG_INGEST = (
+    "WITH fresh AS (INSERT INTO usage_event_ids (event_id) SELECT event_id FROM ingest_batch ORDER BY event_id "
+    "ON CONFLICT DO NOTHING RETURNING event_id), "
+    f"ins AS (INSERT INTO usage_events ({', '.join(EVENT_COLUMNS)}) "
+    f"SELECT {', '.join('b.' + c for c in EVENT_COLUMNS)} FROM ingest_batch b JOIN fresh USING (event_id) "
+    "RETURNING event_id, user_key, day, model, input_tokens, cached_input_tokens, output_tokens, "
+    "reasoning_tokens, cost_usd, unpriced), "
+    "m AS (SELECT user_key, day, model, SUM(input_tokens) AS i, SUM(cached_input_tokens) AS c, "
+    "SUM(output_tokens) AS o, SUM(reasoning_tokens) AS r, SUM(cost_usd) AS usd, COUNT(*) AS n, "
+    "COUNT(*) FILTER (WHERE unpriced) AS u FROM ins GROUP BY user_key, day, model), "
+    "q AS (INSERT INTO usage_fold_queue (user_keys, days, models, input_tokens, cached_input_tokens, "
+    "output_tokens, reasoning_tokens, cost_usd, events, unpriced_events) SELECT array_agg(user_key), "
+    "array_agg(day), array_agg(model), array_agg(i), array_agg(c), array_agg(o), array_agg(r), array_agg(usd), "
+    "array_agg(n), array_agg(u) FROM m HAVING COUNT(*) > 0) "
+    "SELECT event_id FROM ins"
 )
 
 
-def _sqlite_datetime(value) -> str:
+def _sqlite_time(value: datetime) -> str:
     # the storage format SQLAlchemy's SQLite DateTime reads back (naive UTC)
     return value.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
 
 
-def _sqlite_event_tuples(rows: Sequence[dict]) -> list[tuple]:
-    received = {}  # one ingest shares one received_at: format it once
-    out = []
-    for row in rows:
-        meta = row["metadata"]
-        at = row["received_at"]
-        if at not in received:
-            received[at] = _sqlite_datetime(at)
-        out.append((
-            row["event_id"], _sqlite_datetime(row["occurred_at"]), row["day"].isoformat(), received[at],
-            row["source"], row["subject"], row["user_key"], row["model"], row["provider"], row["team"],
-            row["project"], row["input_tokens"], row["cached_input_tokens"], row["output_tokens"],
-            row["reasoning_tokens"], money_to_db(row["cost_usd"], "sqlite"), row["price_source"],
-            int(row["unpriced"]), None if meta is None else orjson.dumps(meta).decode(),
-            int(row.get("cache_hit", False)),
-        ))
-    return out
+class RowEncoder:
+    """Values -> the driver tuple of one event, in `EVENT_COLUMNS` order, in one pass."""
+
+    def __init__(self, dialect: str) -> None:
+        self.sqlite = dialect == "sqlite"
+
+    def time(self, value: datetime):
+        return _sqlite_time(value) if self.sqlite else value
+
+    def row(self, event_id: str, occurred_at: datetime, day: date, received_at, source: str, subject: str,
+            user_key: str, model: str, provider, team, project, input_tokens: int, cached_input_tokens: int,
+            output_tokens: int, reasoning_tokens: int, cost_usd: Decimal, price_source: str, unpriced: bool,
+            metadata, cache_hit: bool = False) -> tuple:
+        """`received_at` comes from `time()` (one ingest shares one, formatted once)."""
+        meta = None if metadata is None else orjson.dumps(metadata).decode()
+        if self.sqlite:
+            return (event_id, _sqlite_time(occurred_at), day.isoformat(), received_at, source, subject, user_key,
+                    model, provider, team, project, input_tokens, cached_input_tokens, output_tokens,
+                    reasoning_tokens, wide_encode(picodollars(cost_usd)), price_source, 1 if unpriced else 0, meta,
+                    1 if cache_hit else 0)
+        return (event_id, occurred_at, day, received_at, source, subject, user_key, model, provider, team, project,
+                input_tokens, cached_input_tokens, output_tokens, reasoning_tokens, quantize_money(cost_usd),
+                price_source, bool(unpriced), meta, bool(cache_hit))
+
+    def from_dict(self, row: dict) -> tuple:
+        """`cache_hit` may be left out (provider buckets and corrections are never cache hits)."""
+        check_ledger_row(row)
+        return self.row(*(self.time(row[c]) if c == "received_at" else row.get(c, False) if c == "cache_hit"
+                          else row[c] for c in EVENT_COLUMNS))
 
 
-async def insert_events(conn: AsyncConnection, rows: Sequence[dict]) -> list[dict]:
-    """Insert event rows, skipping ids already stored; return the rows really inserted.
-
-    SQLite: the caller holds the write lock (BEGIN IMMEDIATE), so "which ids exist"
-    cannot change under us; we ask, then insert the rest with the driver's executemany
-    (SQLAlchemy's per-row processing would cost more than SQLite's own insert).
-    PostgreSQL: concurrent transactions can race on an id, so the database decides:
-    ON CONFLICT DO NOTHING RETURNING names the rows this transaction inserted.
-    """
-    if not rows:
-        return []
-    if conn.dialect.name == "sqlite":
-        existing: set[str] = set()
-        ids = [row["event_id"] for row in rows]
-        for start in range(0, len(ids), 900):
-            chunk = ids[start : start + 900]
-            marks = ",".join("?" * len(chunk))
-            result = await conn.exec_driver_sql(
-                f"SELECT event_id FROM usage_events WHERE event_id IN ({marks})", tuple(chunk)
-            )
-            existing.update(r[0] for r in result)
-        fresh = [row for row in rows if row["event_id"] not in existing]
-        if fresh:
-            await conn.exec_driver_sql(_SQLITE_INSERT, _sqlite_event_tuples(fresh))
-        return fresh
-    stmt = postgresql.insert(EVENTS).on_conflict_do_nothing(index_elements=["event_id"])
-    result = await conn.execute(stmt.returning(EVENTS.c.event_id), list(rows))
-    inserted = {r[0] for r in result}
-    if len(inserted) == len(rows):
-        return list(rows)
-    return [row for row in rows if row["event_id"] in inserted]
+def check_ledger_row(row: dict) -> None:
+    """Ranges every stored event keeps (either sign: corrections are negative)."""
+    for name in ("input_tokens", "cached_input_tokens", "output_tokens", "reasoning_tokens"):
+        value = row[name]
+        if type(value) is not int or not -MAX_EVENT_TOKENS <= value <= MAX_EVENT_TOKENS:
+            raise ValueError(f"{name}: an integer of at most {MAX_EVENT_TOKENS:,} either way (got {value!r})")
+    cost = row["cost_usd"]
+    if not isinstance(cost, Decimal) or not cost.is_finite() or abs(cost) > MAX_EVENT_COST:
+        raise ValueError(f"cost_usd: a finite Decimal of at most {MAX_EVENT_COST:,} either way (got {cost!r})")
 
 
 class UsageWriter:
-    """Group commit: concurrent ingest requests share one transaction and one fsync.
+    """Group commit of event rows, and the background fold that keeps the rollups current.
 
-    Each request hands its rows over and waits for its own answer, which comes only
-    after the commit that holds them. While one group is being written the next one
-    gathers, so under load many small requests cost one durable commit, not one each.
-    A group that fails is retried request by request, so one bad request cannot fail
-    the others.
+    Each request hands its tuples over and waits for its own answer, which comes only after
+    the commit that holds them. While one group is being written the next one gathers, so
+    under load many small requests cost one durable commit, not one each. A group that fails
+    is retried request by request, so one bad request cannot fail the others.
     """
 
     MAX_GROUP_EVENTS = 20_000
+    SWEEP_SECONDS = 1.0  # fold at least this often (rows another process or a crash left)
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, *, fold_interval: float = 0.25,
+                 on_commit: Callable[[int, int], None] | None = None) -> None:
         self.db = db
-        self._pending: list[tuple[list[dict], asyncio.Future]] = []
+        self.encoder = RowEncoder(db.dialect)
+        self.fold_interval = fold_interval
+        self.on_commit = on_commit  # (events in the group, requests in the group), for metrics
+        self._pending: list[tuple[list[tuple], asyncio.Future]] = []
         self._task: asyncio.Task | None = None
-        # SQLite: one plain sqlite3 connection on one worker thread does a whole group in
-        # one hop, off the event loop (sqlite releases the GIL while it works).
+        self._folder: asyncio.Task | None = None
+        self._dirty: asyncio.Event | None = None
+        self._fold_lock: asyncio.Lock | None = None
+        self._closed = False
+        self.folds = 0
+        self.fold_failures = 0
+        self._fold_started = 0  # fold passes begun / finished, for `wait_folded`
+        self._fold_done = 0
+        self._fold_changed: asyncio.Condition | None = None
+        # SQLite: one plain sqlite3 connection on one worker thread writes and folds
         self._executor: ThreadPoolExecutor | None = None
         self._sqlite = None
+        # PostgreSQL: a small asyncpg pool of our own (COPY, temporary staging table)
+        self._pool = None
+        self._partitions = PartitionKeeper(db) if not db.is_sqlite else None
+
+    # -- public -------------------------------------------------------------------------------
+    async def write(self, rows: list[dict]) -> list[dict]:
+        """Store ledger rows given as dicts of `EVENT_COLUMNS` (duplicates skipped); return those
+        inserted, after the commit."""
+        positions = await self.write_rows([self.encoder.from_dict(r) for r in rows])
+        return [rows[i] for i in positions]
+
+    async def write_rows(self, rows: list[tuple]) -> list[int]:
+        """Store encoded rows (`encoder.row`); return the positions of those inserted, after the commit."""
+        if not rows:
+            return []
+        loop = asyncio.get_running_loop()
+        if self._folder is None and not self._closed:
+            self.start()
+        future: asyncio.Future = loop.create_future()
+        self._pending.append((rows, future))
+        if self._task is None or self._task.done():
+            self._task = loop.create_task(self._drain(), name="usage-writer")
+        return await future
+
+    async def settle(self) -> None:
+        """Wait for queued writes, then fold everything committed so far into the rollups."""
+        while self._task is not None and not self._task.done():
+            await asyncio.gather(self._task, return_exceptions=True)
+        await self.fold(wait=True, everything=True)
+
+    def start(self) -> None:
+        """Start the background fold (idempotent; `serve` and tests with a running loop)."""
+        if self._folder is None or self._folder.done():
+            self._dirty = asyncio.Event()
+            self._folder = asyncio.get_running_loop().create_task(self._fold_loop(), name="rollup-fold")
+
+    async def aclose(self) -> None:
+        """Finish acknowledged batches and fold them; release connections."""
+        self._closed = True
+        while self._task is not None and not self._task.done():
+            await asyncio.gather(self._task, return_exceptions=True)
+        if self._folder is not None:
+            self._folder.cancel()
+            await asyncio.gather(self._folder, return_exceptions=True)
+        try:
+            await self.fold(wait=True, everything=True)
+        except Exception:
+            log.exception("final rollup fold failed; the next start folds it")
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+        self.close()
 
     def close(self) -> None:
         if self._executor is not None:
@@ -126,23 +206,7 @@ class UsageWriter:
             self._executor.shutdown(wait=True)
             self._executor = None
 
-    def _close_sqlite(self) -> None:
-        if self._sqlite is not None:
-            self._sqlite.close()
-            self._sqlite = None
-
-    async def write(self, rows: list[dict]) -> list[dict]:
-        """Store rows (duplicates skipped); return those inserted, after the commit."""
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future = loop.create_future()
-        # SQLite: the driver tuples and rollup sums are built here, by the request, while the
-        # writer thread is busy in SQLite (which releases the GIL), not on its critical path.
-        batch = _SqliteBatch.prepare(rows) if self.db.sqlite_path is not None else rows
-        self._pending.append((batch, future))
-        if self._task is None or self._task.done():
-            self._task = loop.create_task(self._drain(), name="usage-writer")
-        return await future
-
+    # -- group commit --------------------------------------------------------------------------
     async def _drain(self) -> None:
         while self._pending:
             group, size = [], 0
@@ -162,86 +226,170 @@ class UsageWriter:
                     except Exception as single_exc:
                         _settle(future, exc=single_exc)
                 continue
+            if self.on_commit is not None:
+                self.on_commit(size, len(group))
+            if self._dirty is not None:
+                self._dirty.set()
             for (_, future), inserted in zip(group, answers, strict=True):
                 _settle(future, inserted)
 
-    async def _commit(self, requests: list) -> list[list[dict]]:
-        if self.db.sqlite_path is not None:
-            if self._executor is None:
-                self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="usage-writer")
-            return await asyncio.get_running_loop().run_in_executor(self._executor, self._commit_sqlite, requests)
-        # An id sent twice within one group belongs to the first request that sent it.
-        owner: dict[str, int] = {}
-        unique: list[dict] = []
-        for index, rows in enumerate(requests):
-            for row in rows:
-                if row["event_id"] not in owner:
-                    owner[row["event_id"]] = index
-                    unique.append(row)
-        async with self.db.write_connection() as conn:
-            inserted = await insert_events(conn, unique)
-            await add_to_rollups(conn, inserted)
-        answers: list[list[dict]] = [[] for _ in requests]
-        for row in inserted:
-            answers[owner[row["event_id"]]].append(row)
-        return answers
+    async def _commit(self, batches: list[list[tuple]]) -> list[list[int]]:
+        if self.db.is_sqlite:
+            return await self._in_thread(self._commit_sqlite, batches)
+        return await self._commit_pg(batches)
 
-    def _commit_sqlite(self, batches: list[_SqliteBatch]) -> list[list[dict]]:
-        """The whole group in one transaction, on the writer thread."""
+    async def _in_thread(self, fn, *args):
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="usage-writer")
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    def _connection(self):
         if self._sqlite is None:
             self._sqlite = connect_sqlite(self.db.sqlite_path)
-        conn = self._sqlite
-        conn.execute("BEGIN IMMEDIATE")  # the write lock first: "which ids exist" can't change under us
+        return self._sqlite
+
+    def _close_sqlite(self) -> None:
+        if self._sqlite is not None:
+            self._sqlite.close()
+            self._sqlite = None
+
+    def _commit_sqlite(self, batches: list[list[tuple]]) -> list[list[int]]:
+        """The whole group in one transaction, on the writer thread. An id sent twice in one
+        group belongs to the first request (INSERT OR IGNORE keeps the first)."""
+        conn = self._connection()
+        ex = SqliteExec(conn, driver=True)
+        conn.execute("BEGIN IMMEDIATE")  # the write lock first: the seq base cannot change under us
         try:
-            ids = [row["event_id"] for batch in batches for row in batch.rows]
-            seen: set[str] = set()
-            for start in range(0, len(ids), 900):
-                chunk = ids[start : start + 900]
-                found = conn.execute(
-                    f"SELECT event_id FROM usage_events WHERE event_id IN ({','.join('?' * len(chunk))})", chunk
-                )
-                seen.update(r[0] for r in found)
-            answers = []
-            event_tuples: list[tuple] = []
-            rollup_params: dict[str, list[tuple]] = {name: [] for name in _SQLITE_UPSERTS}
-            for batch in batches:  # an id sent twice in one group belongs to the first request
-                batch_ids = [row["event_id"] for row in batch.rows]
-                if seen.isdisjoint(batch_ids):
-                    fresh, tuples, rollups = batch.rows, batch.event_tuples, batch.rollup_params
-                else:
-                    fresh = [row for row in batch.rows if row["event_id"] not in seen]
-                    tuples, rollups = _sqlite_event_tuples(fresh), _sqlite_rollup_params(fresh)
-                seen.update(batch_ids)
-                event_tuples += tuples
-                for name, params in rollups:
-                    rollup_params[name] += params
-                answers.append(fresh)
-            # one statement per table for the whole group: an upsert of a key twice adds twice
-            if event_tuples:
-                conn.executemany(_SQLITE_INSERT, event_tuples)
-                for name, params in rollup_params.items():
-                    conn.executemany(_SQLITE_UPSERTS[name], params)
+            base = seq = fold.next_seq_base(ex)
+            params = []
+            for batch in batches:
+                for row in batch:
+                    seq += 1
+                    params.append((seq, *row))
+            conn.executemany(_SQLITE_INSERT, params)
+            stored = conn.execute("SELECT seq FROM usage_events WHERE seq > ?", (base,)).fetchall()
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
             raise
+        answers: list[list[int]] = [[] for _ in batches]
+        starts, offset = [], 0
+        for batch in batches:
+            starts.append(offset)
+            offset += len(batch)
+        index = 0
+        for (value,) in stored:
+            position = value - base - 1
+            while index + 1 < len(batches) and position >= starts[index + 1]:
+                index += 1
+            answers[index].append(position - starts[index])
         return answers
 
+    async def _pg_pool(self):
+        if self._pool is None:
+            import asyncpg
 
-@dataclass(slots=True)
-class _SqliteBatch:
-    """One request's rows with their driver tuples and rollup parameters, ready to execute."""
+            async def init(conn) -> None:
+                await conn.execute(
+                    f"CREATE TEMP TABLE IF NOT EXISTS {_PG_STAGE} (LIKE usage_events INCLUDING DEFAULTS) "
+                    "ON COMMIT DELETE ROWS")
 
-    rows: list[dict]
-    event_tuples: list[tuple]
-    rollup_params: list[tuple[str, list[tuple]]]
+            self._pool = await asyncpg.create_pool(self.db.asyncpg_dsn, min_size=1, max_size=3, init=init,
+                                                   server_settings=self.db.server_settings or None)
+        return self._pool
 
-    @classmethod
-    def prepare(cls, rows: list[dict]) -> _SqliteBatch:
-        return cls(rows, _sqlite_event_tuples(rows), _sqlite_rollup_params(rows))
+    async def _commit_pg(self, batches: list[list[tuple]]) -> list[list[int]]:
+        owner: dict[str, tuple[int, int]] = {}
+        unique: list[tuple] = []
+        for b, batch in enumerate(batches):
+            for p, row in enumerate(batch):
+                if row[0] not in owner:
+                    owner[row[0]] = (b, p)
+                    unique.append(row)
+        pool = await self._pg_pool()
+        await self._partitions.ensure({month_start(row[DAY]) for row in unique})
+        async with pool.acquire() as conn, conn.transaction():
+            await conn.copy_records_to_table(_PG_STAGE, records=unique, columns=EVENT_COLUMNS)
+            inserted = await conn.fetch(_PG_INGEST)
+        answers: list[list[int]] = [[] for _ in batches]
+        for (event_id,) in inserted:
+            b, p = owner[event_id]
+            answers[b].append(p)
+        for answer in answers:
+            answer.sort()
+        return answers
 
-    def __len__(self) -> int:
-        return len(self.rows)
+    # -- the fold ------------------------------------------------------------------------------
+    async def _fold_loop(self) -> None:
+        assert self._dirty is not None
+        sweep = max(self.SWEEP_SECONDS, self.fold_interval)
+        while not self._closed:
+            try:
+                await asyncio.wait_for(self._dirty.wait(), sweep)
+                await asyncio.sleep(self.fold_interval)  # let a window of commits gather
+            except TimeoutError:
+                pass
+            self._dirty.clear()
+            try:
+                more = await self.fold()
+            except Exception:
+                self.fold_failures += 1
+                log.exception("rollup fold failed; retrying (nothing was counted)")
+                await asyncio.sleep(min(5.0, self.fold_interval * 4))
+                self._dirty.set()
+                continue
+            if more:
+                self._dirty.set()
+
+    async def wait_folded(self, within: float) -> None:
+        """Wait (at most `within` seconds) for a fold pass that begins after this call: what was committed
+        before it is then in the rollups. Nothing is forced: the background fold keeps its pace."""
+        if self._fold_changed is None:
+            self._fold_changed = asyncio.Condition()
+        target = self._fold_started + 1
+        async with self._fold_changed:
+            try:
+                await asyncio.wait_for(self._fold_changed.wait_for(lambda: self._fold_done >= target), within)
+            except TimeoutError:
+                pass
+
+    async def fold(self, *, wait: bool = False, everything: bool = False) -> bool:
+        """One fold pass. True when more is left (a chunk limit, or another process folding)."""
+        if self._fold_lock is None:
+            self._fold_lock = asyncio.Lock()
+        async with self._fold_lock:
+            self._fold_started += 1
+            try:
+                return await self._fold_pass(wait, everything)
+            finally:
+                self._fold_done = self._fold_started
+                if self._fold_changed is not None:
+                    async with self._fold_changed:
+                        self._fold_changed.notify_all()
+
+    async def _fold_pass(self, wait: bool, everything: bool) -> bool:
+        if self.db.is_sqlite:
+            while True:
+                folded = await self._in_thread(self._fold_sqlite)
+                if not (everything and folded):
+                    self.folds += 1
+                    return bool(folded)
+        pool = await self._pg_pool()
+        async with pool.acquire() as conn:
+            folded = await fold.fold_pg(conn, wait=wait)
+        self.folds += 1
+        return folded is None
+
+    def _fold_sqlite(self) -> int:
+        conn = self._connection()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            folded = fold.fold_sqlite(SqliteExec(conn, driver=True))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        return folded
 
 
 def _settle(future: asyncio.Future, result=None, *, exc: BaseException | None = None) -> None:
@@ -253,156 +401,321 @@ def _settle(future: asyncio.Future, result=None, *, exc: BaseException | None = 
         future.set_result(result)
 
 
-def rollup_deltas(rows: Iterable[dict]):
-    """Events -> per (user, day, model), (user, day) and (user, month) sums.
-
-    Sums per (user, day, model) first, then folds those into days and months: three
-    passes over a few hundred keys instead of three additions per event.
-    """
-    sums: dict[tuple[str, date, str], list] = {}
-    for row in rows:
-        key = (row["user_key"], row["day"], row["model"])
-        acc = sums.get(key)
-        if acc is None:
-            sums[key] = [row["input_tokens"], row["cached_input_tokens"], row["output_tokens"],
-                         row["reasoning_tokens"], row["cost_usd"], 1, int(row["unpriced"])]
-        else:
-            acc[0] += row["input_tokens"]
-            acc[1] += row["cached_input_tokens"]
-            acc[2] += row["output_tokens"]
-            acc[3] += row["reasoning_tokens"]
-            acc[4] += row["cost_usd"]
-            acc[5] += 1
-            acc[6] += row["unpriced"]
-    by_model = {key: Measures(*acc) for key, acc in sums.items()}
-    by_day: dict[tuple[str, date], Measures] = {}
-    by_month: dict[tuple[str, str], Measures] = {}
-    for (user, day, _model), m in by_model.items():
-        _fold(by_day, (user, day), m)
-        _fold(by_month, (user, f"{day.year:04d}-{day.month:02d}"), m)
-    return by_model, by_day, by_month
-
-
-def _fold(target: dict, key: tuple, m: Measures) -> None:
-    acc = target.get(key)
-    if acc is None:
-        target[key] = Measures(*m.as_tuple())
-        return
-    acc.input_tokens += m.input_tokens
-    acc.cached_input_tokens += m.cached_input_tokens
-    acc.output_tokens += m.output_tokens
-    acc.reasoning_tokens += m.reasoning_tokens
-    acc.cost_usd += m.cost_usd
-    acc.events += m.events
-    acc.unpriced_events += m.unpriced_events
-
-
-async def add_to_rollups(conn: AsyncConnection, rows: Sequence[dict]) -> None:
-    by_model, by_day, by_month = rollup_deltas(rows)
-    await _upsert(conn, DAILY_MODEL, ("user_key", "day", "model"), by_model)
-    await _upsert(conn, DAILY, ("user_key", "day"), by_day)
-    await _upsert(conn, MONTHLY, ("user_key", "month"), by_month)
-
-
-def _upsert_sql(table: Table, keys: tuple[str, ...]) -> str:
-    columns = (*keys, *MEASURES)
-    updates = ", ".join(f"{m} = {table.name}.{m} + excluded.{m}" for m in MEASURES)
-    return (
-        f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))}) "
-        f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {updates}"
-    )
-
-
-_SQLITE_UPSERTS = {
-    table.name: _upsert_sql(table, keys)
-    for table, keys in ((DAILY_MODEL, ("user_key", "day", "model")), (DAILY, ("user_key", "day")),
-                        (MONTHLY, ("user_key", "month")))
-}
-
-
-def _sqlite_measure_params(deltas: dict) -> list[tuple]:
-    params = []
-    for key in sorted(deltas):
-        m = deltas[key]
-        params.append((
-            *(k.isoformat() if isinstance(k, date) else k for k in key),
-            m.input_tokens, m.cached_input_tokens, m.output_tokens, m.reasoning_tokens,
-            money_to_db(m.cost_usd, "sqlite"), m.events, m.unpriced_events,
-        ))
-    return params
-
-
-def _sqlite_rollup_params(rows: Sequence[dict]) -> list[tuple[str, list[tuple]]]:
-    by_model, by_day, by_month = rollup_deltas(rows)
-    return [
-        (DAILY_MODEL.name, _sqlite_measure_params(by_model)),
-        (DAILY.name, _sqlite_measure_params(by_day)),
-        (MONTHLY.name, _sqlite_measure_params(by_month)),
-    ]
-
-
-async def _upsert(conn: AsyncConnection, table: Table, keys: tuple[str, ...], deltas: dict) -> None:
-    if not deltas:
-        return
-    # Sorted keys: concurrent transactions lock rollup rows in one order (no deadlocks).
-    ordered = sorted(deltas)
-    if conn.dialect.name == "sqlite":
-        await conn.exec_driver_sql(_SQLITE_UPSERTS[table.name], _sqlite_measure_params(deltas))
-        return
-    values = [dict(zip(keys, key, strict=True)) | deltas[key].as_dict() for key in ordered]
-    stmt = postgresql.insert(table)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=list(keys),
-        set_={name: table.c[name] + stmt.excluded[name] for name in MEASURES},
-    )
-    await conn.execute(stmt, values)
-
-
-async def rebuild_rollups(session: AsyncSession, user_keys: Iterable[str] | None = None) -> None:
-    """Recompute rollups from raw events (all, or for some people), in SQL."""
-    keys = None if user_keys is None else sorted(set(user_keys))
-    for table in (DAILY_MODEL, DAILY, MONTHLY):
-        stmt = delete(table)
-        if keys is not None:
-            stmt = stmt.where(table.c.user_key.in_(keys))
-        await session.execute(stmt)
-
-    sums = [
-        func.sum(EVENTS.c.input_tokens),
-        func.sum(EVENTS.c.cached_input_tokens),
-        func.sum(EVENTS.c.output_tokens),
-        func.sum(EVENTS.c.reasoning_tokens),
-        func.sum(EVENTS.c.cost_usd),
-        func.count(),
-        func.count().filter(EVENTS.c.unpriced),  # PostgreSQL cannot CAST boolean AS bigint
-    ]
-    where = EVENTS.c.user_key.in_(keys) if keys is not None else True
-    month = func.substr(func.cast(EVENTS.c.day, DAILY.c.user_key.type), 1, 7)
-    groupings = (
-        (DAILY_MODEL, [EVENTS.c.user_key, EVENTS.c.day, EVENTS.c.model], ["user_key", "day", "model"]),
-        (DAILY, [EVENTS.c.user_key, EVENTS.c.day], ["user_key", "day"]),
-        (MONTHLY, [EVENTS.c.user_key, month], ["user_key", "month"]),
-    )
-    for table, group_cols, names in groupings:
-        query = select(*group_cols, *sums).where(where).group_by(*group_cols)
-        await session.execute(insert(table).from_select([*names, *MEASURES], query))
-
-
-async def reattribute(session: AsyncSession, subject: str, user_key: str) -> set[str]:
-    """Point every event sent under `subject` at `user_key`; return the keys touched."""
-    previous = await session.execute(
-        select(EVENTS.c.user_key).where(EVENTS.c.subject == subject, EVENTS.c.user_key != user_key).distinct()
-    )
-    old_keys = {r[0] for r in previous}
-    if not old_keys:
-        return set()
-    await session.execute(
-        update(EVENTS).where(EVENTS.c.subject == subject, EVENTS.c.user_key != user_key).values(user_key=user_key)
-    )
-    touched = old_keys | {user_key}
-    await rebuild_rollups(session, touched)
-    return touched
+def dialect_insert(session, table):
+    name = session.bind.dialect.name if isinstance(session, AsyncSession) else session.dialect.name
+    return (postgresql.insert if name == "postgresql" else sqlite.insert)(table)
 
 
 def count_star():
     return literal_column("count(*)")
+
+
+async def _driver(conn_or_session):
+    """The asyncpg connection under a SQLAlchemy AsyncConnection/AsyncSession (same transaction)."""
+    conn = await conn_or_session.connection() if isinstance(conn_or_session, AsyncSession) else conn_or_session
+    raw = await conn.get_raw_connection()
+    driver = raw.driver_connection
+    if conn.in_transaction() and not driver.is_in_transaction():
+        # SQLAlchemy's asyncpg adapter opens its transaction at the first statement it runs:
+        # run one, so what we send on the driver is inside the caller's transaction
+        await conn.exec_driver_sql("SELECT 1")
+    return driver
+
+
+# =========================================================================== ledger rows for other writers
+
+async def insert_events(conn: AsyncConnection | AsyncSession, rows: Sequence[dict]) -> list[dict]:
+    """Write ledger rows inside the caller's write transaction; return those really inserted.
+
+    Rows are dicts of `EVENT_COLUMNS` (Decimal `cost_usd`, aware datetimes, local `day`);
+    amounts and tokens may be negative (a correction of an earlier row). An `event_id` stored
+    before is skipped. The rollups follow: folded within a second (SQLite), or queued in this
+    transaction and folded by any process (PostgreSQL). Open the transaction with
+    `Database.write_connection()` or `Database.write()`.
+    """
+    if not rows:
+        return []
+    for row in rows:
+        check_ledger_row(row)
+    dialect = conn.bind.dialect.name if isinstance(conn, AsyncSession) else conn.dialect.name
+    encoder = RowEncoder(dialect)
+    tuples = [encoder.from_dict(r) for r in rows]
+    if dialect == "sqlite":
+        def run(sync_conn) -> list[int]:
+            ex = SqliteExec(sync_conn, driver=False)
+            base = seq = fold.next_seq_base(ex)
+            params = []
+            for row in tuples:
+                seq += 1
+                params.append((seq, *row))
+            ex.many(_SQLITE_INSERT, params)
+            return [s - base - 1 for (s,) in ex.rows("SELECT seq FROM usage_events WHERE seq > ?", (base,))]
+
+        if isinstance(conn, AsyncSession):
+            positions = await conn.run_sync(lambda s: run(s.connection()))
+        else:
+            positions = await conn.run_sync(run)
+        return [rows[i] for i in positions]
+    engine = conn.bind if isinstance(conn, AsyncSession) else conn.engine
+    await PartitionKeeper.for_engine(engine).ensure({month_start(r["day"]) for r in rows})
+    driver = await _driver(conn)
+    seen: dict[str, int] = {}
+    for i, row in enumerate(rows):
+        seen.setdefault(row["event_id"], i)
+    fresh = await driver.fetch(
+        "INSERT INTO usage_event_ids (event_id) SELECT unnest($1::text[]) ORDER BY 1 ON CONFLICT DO NOTHING "
+        "RETURNING event_id", sorted(seen))
+    keep = sorted(seen[r[0]] for r in fresh)
+    if not keep:
+        return []
+    marks = ", ".join(f"${i + 1}" for i in range(len(EVENT_COLUMNS)))
+    await driver.executemany(f"INSERT INTO usage_events ({', '.join(EVENT_COLUMNS)}) VALUES ({marks})",
+                             [tuples[i] for i in keep])
+    inserted = [rows[i] for i in keep]
+    deltas: Deltas = {}
+    for r in inserted:
+        fold.add_delta(deltas, (r["user_key"], r["day"], r["model"]), fold.Delta(
+            r["input_tokens"], r["cached_input_tokens"], r["output_tokens"], r["reasoning_tokens"], r["cost_usd"],
+            1, 1 if r["unpriced"] else 0))
+    await fold.queue_deltas_pg(driver, deltas)
+    return inserted
+
+
+# =========================================================================== reads exact to the event
+
+async def month_spend(session: AsyncSession, month: str, first: date, last: date,
+                      user_keys: Iterable[str]) -> dict[str, Decimal]:
+    """Each person's spend in a local month, exact to the last committed event: the monthly
+    rollup plus what is committed but not yet folded into it, in one statement."""
+    users = sorted(set(user_keys))
+    if not users:
+        return {}
+    if session.bind.dialect.name == "sqlite":
+        marks = ",".join("?" * len(users))
+        sql = (f"SELECT user_key, wide_sum(cost_usd) FROM (SELECT user_key, cost_usd FROM usage_monthly "
+               f"WHERE month = ? AND user_key IN ({marks}) UNION ALL SELECT user_key, cost_usd FROM usage_events "
+               "WHERE seq > (SELECT COALESCE(MAX(folded_seq), 0) FROM rollup_fold_state) AND day >= ? AND day <= ? "
+               f"AND user_key IN ({marks})) GROUP BY user_key")
+        params = (month, *users, first.isoformat(), last.isoformat(), *users)
+        rows = await session.run_sync(lambda s: SqliteExec(s.connection(), driver=False).rows(sql, params))
+        return {r[0]: money_from_db(r[1], "sqlite") for r in rows}
+    query = text(
+        "SELECT user_key, SUM(cost_usd) FROM (SELECT user_key, cost_usd FROM usage_monthly WHERE month = :month "
+        "AND user_key = ANY(:users) UNION ALL SELECT u.user_key, u.cost_usd FROM usage_fold_queue q, "
+        f"{fold.UNNEST} WHERE u.user_key = ANY(:users) AND u.day >= :first AND u.day <= :last) s GROUP BY user_key"
+    ).bindparams(bindparam("users", type_=postgresql.ARRAY(String)))
+    rows = await session.execute(query, {"month": month, "users": users, "first": first, "last": last})
+    return {r[0]: Decimal(r[1]) for r in rows}
+
+
+# =========================================================================== rewriting the ledger
+
+async def rebuild_rollups(session: AsyncSession, user_keys: Iterable[str] | None = None) -> None:
+    """Recompute rollups from raw events (all, or for some people) inside a write transaction.
+
+    Everything committed is folded first (SQLite) or the queue drained under the fold lock with
+    ingest held off (PostgreSQL), so no delta can be counted by both the rebuild and a fold.
+    """
+    keys = None if user_keys is None else sorted(set(user_keys))
+    if session.bind.dialect.name == "sqlite":
+        await session.run_sync(lambda s: _rebuild_sqlite(SqliteExec(s.connection(), driver=False), keys))
+        return
+    await session.execute(text(fold.NO_STATEMENT_TIMEOUT))  # every event is read: no 120 s limit
+    await session.execute(text("LOCK TABLE usage_events IN SHARE MODE"))  # no ingest commits meanwhile
+    driver = await _driver(session)
+    await driver.execute("SELECT pg_advisory_xact_lock($1)", fold.FOLD_LOCK)
+    await fold.fold_pg_locked(driver)
+    where = "WHERE user_key = ANY($1::text[])" if keys is not None else ""
+    args = (keys,) if keys is not None else ()
+    for table, _ in fold.ROLLUPS:
+        await driver.execute(f"DELETE FROM {table} {where}", *args)
+    measures = ("SUM(input_tokens), SUM(cached_input_tokens), SUM(output_tokens), SUM(reasoning_tokens), "
+                "SUM(cost_usd), COUNT(*), COUNT(*) FILTER (WHERE unpriced)")
+    cols = ", ".join(fold.MEASURES)
+    await driver.execute(f"INSERT INTO usage_daily_model (user_key, day, model, {cols}) SELECT user_key, day, "
+                         f"model, {measures} FROM usage_events {where} GROUP BY user_key, day, model", *args)
+    await driver.execute(f"INSERT INTO usage_daily (user_key, day, {cols}) SELECT user_key, day, {measures} "
+                         f"FROM usage_events {where} GROUP BY user_key, day", *args)
+    await driver.execute(f"INSERT INTO usage_monthly (user_key, month, {cols}) SELECT user_key, "
+                         f"to_char(day, 'YYYY-MM'), {measures} FROM usage_events {where} "
+                         "GROUP BY user_key, to_char(day, 'YYYY-MM')", *args)
+
+
+def _rebuild_sqlite(ex: SqliteExec, keys: list[str] | None) -> None:
+    fold.fold_all_sqlite(ex)
+    where, args = "", ()
+    if keys is not None:
+        where, args = f"WHERE user_key IN ({','.join('?' * len(keys))})", tuple(keys)
+    for table, _ in fold.ROLLUPS:
+        ex.run(f"DELETE FROM {table} {where}", args)
+    sums = ("wide_sum(input_tokens), wide_sum(cached_input_tokens), wide_sum(output_tokens), "
+            "wide_sum(reasoning_tokens), wide_sum(cost_usd), COUNT(*), SUM(unpriced)")
+    cols = ", ".join(fold.MEASURES)
+    ex.run(f"INSERT INTO usage_daily_model (user_key, day, model, {cols}) SELECT user_key, day, model, {sums} "
+           f"FROM usage_events {where} GROUP BY user_key, day, model", args)
+    ex.run(f"INSERT INTO usage_daily (user_key, day, {cols}) SELECT user_key, day, {sums} FROM usage_events "
+           f"{where} GROUP BY user_key, day", args)
+    ex.run(f"INSERT INTO usage_monthly (user_key, month, {cols}) SELECT user_key, substr(day, 1, 7), {sums} "
+           f"FROM usage_events {where} GROUP BY user_key, substr(day, 1, 7)", args)
+
+
+async def reattribute(session: AsyncSession, subject: str, user_key: str) -> set[str]:
+    """Point every event sent under `subject` at `user_key` (in the caller's write transaction);
+    move their sums between the people's rollups by deltas. Returns the keys touched."""
+    if session.bind.dialect.name == "sqlite":
+        return await session.run_sync(
+            lambda s: _reattribute_sqlite(SqliteExec(s.connection(), driver=False), subject, user_key))
+    driver = await _driver(session)
+    await driver.execute(fold.NO_STATEMENT_TIMEOUT)  # all of a subject's history moves, however long
+    # ingest waits while the events move: a batch committing meanwhile is either moved here or,
+    # committing after us, sees the new link in its after-commit check (bot/identities.py)
+    await driver.execute("LOCK TABLE usage_events IN SHARE ROW EXCLUSIVE MODE")
+    rows = await driver.fetch(
+        f"SELECT {fold.PG_GROUP_SUMS} FROM usage_events WHERE subject = $1 AND user_key <> $2 "
+        "GROUP BY user_key, day, model", subject, user_key)
+    if not rows:
+        return set()
+    deltas = fold.deltas_from_pg_rows(rows, -1)
+    for key, delta in fold.deltas_from_pg_rows(rows, 1, user_key=user_key).items():
+        fold.add_delta(deltas, key, delta)
+    await driver.execute("UPDATE usage_events SET user_key = $1 WHERE subject = $2 AND user_key <> $1",
+                         user_key, subject)
+    await fold.apply_deltas_pg(driver, deltas)
+    return {r[0] for r in rows} | {user_key}
+
+
+def _reattribute_sqlite(ex: SqliteExec, subject: str, user_key: str) -> set[str]:
+    fold.fold_all_sqlite(ex)  # every moved event is in the rollups before its sums move
+    rows = ex.rows(f"SELECT {fold.SQLITE_GROUP_SUMS} FROM usage_events WHERE subject = ? AND user_key <> ? "
+                   "GROUP BY user_key, day, model", (subject, user_key))
+    if not rows:
+        return set()
+    deltas = fold.deltas_from_sqlite_rows(rows, -1)
+    for key, delta in fold.deltas_from_sqlite_rows(rows, 1, user_key=user_key).items():
+        fold.add_delta(deltas, key, delta)
+    ex.run("UPDATE usage_events SET user_key = ? WHERE subject = ? AND user_key <> ?", (user_key, subject, user_key))
+    fold.apply_deltas_sqlite(ex, deltas)
+    return {r[0] for r in rows} | {user_key}
+
+
+# =========================================================================== reprice and local days
+
+REPRICE_COLUMNS = ("user_key", "day", "model", "provider", "occurred_at", "input_tokens", "cached_input_tokens",
+                   "output_tokens", "reasoning_tokens", "cost_usd", "price_source", "unpriced")
+Repricer = Callable[[dict[str, Any]], "tuple[Decimal, str, bool] | None"]
+
+
+async def reprice_pass(db: Database, repricer: Repricer, *, include_priced: bool, batch: int = 2000) -> tuple[int, int]:
+    """Price stored events again in batches (one write transaction each): `repricer(event)`
+    gives (cost, price_source, unpriced) or None to keep it. Rollups follow by deltas.
+    Events whose cost the source sent are never touched. Returns (examined, changed)."""
+    where = "price_source <> 'source'" + ("" if include_priced else " AND unpriced")
+    examined = changed = 0
+    if db.is_sqlite:
+        last = 0
+        while True:
+            async with db.write_connection() as conn:
+                out = await conn.run_sync(
+                    lambda c, after=last: _reprice_sqlite(SqliteExec(c, driver=False), where, after, batch, repricer))
+            seen, moved, last = out
+            examined += seen
+            changed += moved
+            if seen < batch:
+                return examined, changed
+    for partition in await PartitionKeeper(db).existing():
+        last_tid = (0, 0)
+        while True:
+            async with db.write_connection() as conn:
+                driver = await _driver(conn)
+                await driver.execute(fold.NO_STATEMENT_TIMEOUT)  # finding a batch may scan a whole partition
+                rows = await driver.fetch(
+                    f"SELECT ctid, {', '.join(REPRICE_COLUMNS)} FROM ONLY {partition} WHERE ctid > $1::tid "
+                    f"AND {where} ORDER BY ctid LIMIT {batch} FOR UPDATE", last_tid)
+                if not rows:
+                    break
+                last_tid = rows[-1][0]
+                updates, deltas = _reprice_rows(
+                    [(r[0], dict(zip(REPRICE_COLUMNS, r[1:], strict=True))) for r in rows], repricer)
+                if updates:
+                    await driver.executemany(
+                        f"UPDATE ONLY {partition} SET cost_usd = $2, price_source = $3, unpriced = $4 "
+                        "WHERE ctid = $1::tid", updates)
+                    await fold.apply_deltas_pg(driver, deltas)
+                examined += len(rows)
+                changed += len(updates)
+    return examined, changed
+
+
+def _reprice_rows(rows: list[tuple[Any, dict]], repricer: Repricer):
+    updates, deltas = [], {}
+    for locator, event in rows:
+        new = repricer(event)
+        if new is None or (new[0], new[1], bool(new[2])) == (event["cost_usd"], event["price_source"],
+                                                              bool(event["unpriced"])):
+            continue
+        cost, source, unpriced = new
+        updates.append((locator, cost, source, bool(unpriced)))
+        fold.add_delta(deltas, (event["user_key"], event["day"], event["model"]), fold.Delta(
+            cost_usd=cost - event["cost_usd"], unpriced_events=int(bool(unpriced)) - int(bool(event["unpriced"]))))
+    return updates, deltas
+
+
+def _reprice_sqlite(ex: SqliteExec, where: str, after: int, batch: int, repricer: Repricer):
+    fold.fold_all_sqlite(ex)
+    rows = ex.rows(f"SELECT seq, {', '.join(REPRICE_COLUMNS)} FROM usage_events WHERE seq > ? AND {where} "
+                   f"ORDER BY seq LIMIT {batch}", (after,))
+    events = []
+    for r in rows:
+        event = dict(zip(REPRICE_COLUMNS, r[1:], strict=True))
+        event["day"] = date.fromisoformat(event["day"])
+        event["occurred_at"] = datetime.fromisoformat(event["occurred_at"]).replace(tzinfo=UTC)
+        event["cost_usd"] = money_from_db(event["cost_usd"], "sqlite")
+        events.append((r[0], event))
+    updates, deltas = _reprice_rows(events, repricer)
+    ex.many("UPDATE usage_events SET cost_usd = ?, price_source = ?, unpriced = ? WHERE seq = ?",
+            [(wide_encode(picodollars(cost)), source, int(unp), seq) for seq, cost, source, unp in updates])
+    fold.apply_deltas_sqlite(ex, deltas)
+    return len(rows), len(updates), rows[-1][0] if rows else after
+
+
+async def relocate_days(db: Database, local_day: Callable[[datetime], date], zone: str) -> None:
+    """Recompute every event's local day (the organisation's time zone changed), then rebuild
+    the rollups, in batches on SQLite and in one statement per partition on PostgreSQL."""
+    if db.is_sqlite:
+        last = 0
+        while True:
+            async with db.write_connection() as conn:
+                last, done = await conn.run_sync(
+                    lambda c, after=last: _relocate_sqlite(SqliteExec(c, driver=False), after, local_day))
+            if done:
+                break
+    else:
+        keeper = PartitionKeeper(db)
+        async with db.engine.connect() as conn:
+            await conn.execute(text(fold.NO_STATEMENT_TIMEOUT))  # every partition is read
+            span = (await conn.execute(text("SELECT MIN(day), MAX(day) FROM usage_events"))).one()
+        if span[0] is not None:
+            await keeper.ensure_range(span[0], span[1], margin=1)
+        async with db.write_connection() as conn:
+            driver = await _driver(conn)
+            await driver.execute(fold.NO_STATEMENT_TIMEOUT)  # one statement over the whole ledger
+            await driver.execute(
+                "UPDATE usage_events SET day = (occurred_at AT TIME ZONE $1)::date "
+                "WHERE day <> (occurred_at AT TIME ZONE $1)::date", zone)
+    async with db.write() as session:
+        await rebuild_rollups(session)
+
+
+def _relocate_sqlite(ex: SqliteExec, after: int, local_day) -> tuple[int, bool]:
+    rows = ex.rows("SELECT seq, occurred_at, day FROM usage_events WHERE seq > ? ORDER BY seq LIMIT 5000", (after,))
+    changes = []
+    for seq, occurred_at, day in rows:
+        new = local_day(datetime.fromisoformat(occurred_at).replace(tzinfo=UTC)).isoformat()
+        if new != day:
+            changes.append((new, seq))
+    ex.many("UPDATE usage_events SET day = ? WHERE seq = ?", changes)
+    return (rows[-1][0] if rows else after), len(rows) < 5000
+
+
+async def has_events(session: AsyncSession) -> bool:
+    return (await session.execute(text("SELECT 1 FROM usage_events LIMIT 1"))).first() is not None

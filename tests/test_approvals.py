@@ -110,6 +110,7 @@ async def flow(make_bot, fake_slack) -> Flow:
                        (MANAGER, "Max Manager")):
         fake_slack.add_user(user, name=name)
     await bot.services.ingestor.ingest([usage(1, ALICE, "40", START - timedelta(days=1))], source="test")
+    await bot.services.ingestor.writer.settle()  # rollups trail events by up to a second
     await bot.services.background.drain()
     return Flow(bot, clock, fake_slack)
 

@@ -31,7 +31,7 @@ from bot.services import Services
 from bot.wiring import build_services
 from storage.db import Database
 from storage.models import UsageEvent
-from storage.types import money_from_db, quantize_money
+from storage.types import money_from_db, quantize_money, wide_decode
 from storage.usage import rebuild_rollups
 
 MEASURES = ("input_tokens", "cached_input_tokens", "output_tokens", "reasoning_tokens", "cost_usd", "events",
@@ -41,8 +41,9 @@ ROLLUP_KEYS = {
     "usage_daily": ("user_key", "day"),
     "usage_monthly": ("user_key", "month"),
 }
+# exact on both: SQLite sums wide values with the registered wide_sum (a plain SUM overflows at 2^63)
 _RAW_SUMS = (
-    "SUM(input_tokens), SUM(cached_input_tokens), SUM(output_tokens), SUM(reasoning_tokens), SUM(cost_usd), "
+    "{s}(input_tokens), {s}(cached_input_tokens), {s}(output_tokens), {s}(reasoning_tokens), {s}(cost_usd), "
     "COUNT(*), SUM(CASE WHEN unpriced THEN 1 ELSE 0 END)"
 )
 
@@ -50,7 +51,9 @@ _RAW_SUMS = (
 def _norm(row: tuple, n_keys: int, dialect: str) -> tuple[tuple, tuple]:
     keys = tuple(str(k) for k in row[:n_keys])
     m = row[n_keys:]
-    values = (int(m[0]), int(m[1]), int(m[2]), int(m[3]), money_from_db(m[4], dialect), int(m[5]), int(m[6]))
+    count = (lambda v: wide_decode(v)) if dialect == "sqlite" else (lambda v: int(v))
+    values = (count(m[0]), count(m[1]), count(m[2]), count(m[3]), money_from_db(m[4], dialect), int(m[5]),
+              int(m[6]))
     return keys, values
 
 
@@ -75,7 +78,8 @@ async def raw_aggregates(db: Database) -> dict[str, dict[tuple, tuple]]:
     out: dict[str, dict[tuple, tuple]] = {}
     async with db.session() as session:
         for table, group in groupings.items():
-            query = f"SELECT {group}, {_RAW_SUMS} FROM usage_events GROUP BY {group}"
+            sums = _RAW_SUMS.format(s="wide_sum" if db.dialect == "sqlite" else "SUM")
+            query = f"SELECT {group}, {sums} FROM usage_events GROUP BY {group}"
             rows = (await session.execute(text(query))).all()
             out[table] = dict(_norm(tuple(r), len(ROLLUP_KEYS[table]), db.dialect) for r in rows)
     return out
@@ -110,7 +114,8 @@ MODELS = ("gpt-4o", "gpt-4o-mini", "gemini-2.5-pro", "o3-mini", UNKNOWN_MODEL)
 # local dates around which timestamps are drawn: both 2026 DST changes, a year and a month boundary
 DATES = (date(2026, 3, 8), date(2026, 11, 1), date(2026, 1, 1), date(2026, 4, 1), date(2026, 6, 30))
 OFFSETS = (UTC, timezone(timedelta(hours=-8)), timezone(timedelta(hours=5, minutes=30)), NY)
-USAGE_TABLES = ("usage_events", "usage_daily_model", "usage_daily", "usage_monthly", "identities", "settings")
+USAGE_TABLES = ("usage_events", "usage_event_ids", "usage_fold_queue", "usage_daily_model", "usage_daily",
+                "usage_monthly", "identities", "settings")
 PROPERTY = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
@@ -279,6 +284,7 @@ async def test_rollups_equal_raw_group_by_for_any_events(services, batches):
         accepted += result.accepted
         assert result.accepted + result.duplicates == len(batch)
     assert accepted == len(expected_counts)
+    await services.ingestor.writer.settle()
     await check_against_model(services.db, batches)
 
 
@@ -297,6 +303,7 @@ async def test_concurrent_overlapping_batches_count_each_event_once(services, ba
     expected = expected_events(batches)
     assert sum(r.accepted for r in results) == len(expected)
     assert all(r.accepted + r.duplicates == len(b) and not r.rejected for r, b in zip(results, batches, strict=True))
+    await services.ingestor.writer.settle()
     await check_against_model(services.db, batches)
 
 
@@ -335,6 +342,7 @@ async def test_changed_time_zone_rebuilds_days_and_rollups(database_url):
     try:
         assert await ensure_rollup_timezone(first) is False  # first start: nothing to rebuild, zone recorded
         await first.ingestor.ingest(batch, source="native")
+        await first.ingestor.writer.settle()
         assert await ensure_rollup_timezone(first) is False  # same zone: nothing to do
         await check_against_model(first.db, [batch], NY)
         ny_days = {str(k[1]) for k in (await rollup_tables(first.db))["usage_daily"]}
@@ -353,6 +361,7 @@ async def test_changed_time_zone_rebuilds_days_and_rollups(database_url):
         # new events after the change land on Tokyo days too, and rollups stay exact
         extra = [dict(batch[0], id="tz-late", timestamp="2026-03-07T15:30:00Z")]
         await moved.ingestor.ingest(extra, source="native")
+        await moved.ingestor.writer.settle()
         await check_against_model(moved.db, [batch, extra], tokyo)
         assert (await stored_events(moved.db))["tz-late"].day == date(2026, 3, 8)
     finally:
@@ -379,6 +388,7 @@ async def test_reprice_prices_formerly_unpriced_events_and_rollups_follow(databa
     before = build_services(direct_settings(database_url), with_slack=False, clock=clock)
     try:
         await before.ingestor.ingest(batch, source="native")
+        await before.ingestor.writer.settle()
         tables = await assert_rollups_match_raw(before.db)
         assert sum(v[6] for v in tables["usage_monthly"].values()) == 7
         known_cost = (await stored_events(before.db))["known"].cost_usd
@@ -410,3 +420,86 @@ async def test_reprice_prices_formerly_unpriced_events_and_rollups_follow(databa
         assert (again.examined, again.changed, again.still_unpriced) == (1, 0, 1)
     finally:
         await after.close()
+
+
+# =========================================================================== every kind of write
+
+LINKABLE = ("alice@acme.test", "dave@acme.test", "key_live_xyz", "litellm-team-key")
+
+
+@st.composite
+def write_plans(draw) -> list[tuple]:
+    """A sequence of writes of every kind, with or without a fold in between."""
+    plan: list[tuple] = []
+    for _ in range(draw(st.integers(2, 7))):
+        kind = draw(st.sampled_from(("ingest", "ingest", "correct", "link", "reprice", "fold")))
+        if kind == "ingest":
+            plan.append(("ingest", draw(st.lists(raw_events(id_pool=40), min_size=1, max_size=10))))
+        elif kind == "correct":
+            plan.append(("correct", draw(st.integers(0, 39)),
+                         draw(st.decimals(min_value=-5, max_value=5, places=12)), draw(st.integers(-5000, 5000))))
+        elif kind == "link":
+            people = st.sampled_from(("U0ALICE", "U0BOB", "W0CAROL"))
+            plan.append(("link", draw(st.sampled_from(LINKABLE)), draw(people)))
+        else:
+            plan.append((kind,))
+    return plan
+
+
+async def assert_month_spend_exact(db: Database) -> None:
+    """Budgets read the monthly rollup plus the unfolded tail: equal to the raw events at any moment."""
+    from storage.usage import month_spend
+
+    async with db.session() as session:
+        raw = (await session.execute(text(
+            "SELECT user_key, cost_usd FROM usage_events WHERE day >= '2026-11-01' AND day <= '2026-11-30'"))).all()
+        expected: dict[str, Decimal] = {}
+        for user, cost in raw:
+            expected[user] = expected.get(user, Decimal(0)) + money_from_db(cost, db.dialect)
+        got = await month_spend(session, "2026-11", date(2026, 11, 1), date(2026, 11, 30), expected)
+    assert {k: v for k, v in got.items() if v} == {k: v for k, v in expected.items() if v}
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(plan=write_plans())
+async def test_rollups_equal_raw_after_every_kind_of_write(database_url, plan):
+    from storage.usage import insert_events
+
+    price = ModelPrice(input=Decimal("3.0"), output=Decimal("12.0"), cached_input=Decimal("0.3"))
+    clock = SettableClock(NY, FIXED_NOW)
+    main = build_services(direct_settings(database_url), with_slack=False, clock=clock)
+    repricer = build_services(direct_settings(database_url, model_prices={UNKNOWN_MODEL: price}),
+                              with_slack=False, clock=clock)
+    try:
+        await clear(main.db)
+        for step, op in enumerate(plan):
+            if op[0] == "ingest":
+                result = await main.ingestor.ingest(op[1], source="native")
+                assert not result.rejected, result.rejected
+            elif op[0] == "correct":  # a provider correction: a negative or positive delta row
+                stored = await stored_events(main.db)
+                base = stored.get(f"e{op[1]}")
+                if base is not None:
+                    row = {c.key if c.key != "meta" else "metadata": getattr(base, c.key)
+                           for c in UsageEvent.__mapper__.column_attrs}
+                    tokens = max(op[3], -base.input_tokens)
+                    row.update(event_id=f"fix-{step}-{op[1]}", cost_usd=quantize_money(op[2]), input_tokens=tokens,
+                               cached_input_tokens=0, output_tokens=0, reasoning_tokens=0, unpriced=False,
+                               price_source="source", metadata=None)
+                    async with main.db.write_connection() as conn:
+                        assert len(await insert_events(conn, [row])) == 1
+            elif op[0] == "link":
+                await main.identities.link(op[1], op[2], source="admin", set_by="U0ADMIN")
+            elif op[0] == "reprice":
+                await reprice(repricer)
+            else:
+                await main.ingestor.writer.fold(wait=True)
+            await assert_month_spend_exact(main.db)
+        await main.ingestor.writer.settle()
+        await assert_rollups_match_raw(main.db)
+        async with main.db.write() as session:
+            await rebuild_rollups(session)
+        await assert_rollups_match_raw(main.db)
+    finally:
+        await repricer.close()
+        await main.close()

@@ -32,6 +32,7 @@ async def ingest(services, events: list[dict[str, Any]]) -> None:
     for start in range(0, len(events), 5000):
         result = await services.ingestor.ingest(events[start : start + 5000], source="test")
         assert not result.rejected, result.rejected[:3]
+    await services.ingestor.writer.settle()  # rollups trail events by up to a second
 
 
 def png_info(data: bytes) -> tuple[int, int, dict[str, str]]:

@@ -1,0 +1,366 @@
+"""Folding the ledger into the rollups, exactly once, after the events are committed.
+
+Ingest writes only events (and, on PostgreSQL, one queue row of rollup deltas per
+transaction); the rollups (person x local day x model, person x day, person x month) are
+brought up to date here, in the background, within a second.
+
+SQLite (one writer at a time): events carry an increasing `seq`; `rollup_fold_state.folded_seq`
+says how far the rollups go. A fold sums the events past it in SQL and advances it in the
+same transaction, so a crash before the commit leaves both untouched and a fold that fails
+is simply done again.
+
+PostgreSQL (many processes, sequence values that commit out of order): each ingest
+transaction commits its per-key deltas in a `usage_fold_queue` row together with its
+events. A fold takes an advisory lock, deletes the queue rows it can see and adds them to
+the rollups in one statement, so each delta is counted once whatever the interleaving.
+
+Reads that must be exact to the event (budgets, the limits API) add the unfolded tail
+(storage.usage.month_spend).
+Anything that rewrites events (re-attribution, reprice, a rebuild) folds first, in its own
+transaction, and then changes rollups by deltas (`apply_deltas`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+
+from storage.types import ADD_FAST_LIMIT, MONEY_SCALE, WIDE_MAX, picodollars, wide_decode, wide_encode
+
+FOLD_LOCK = 0x746F6B656E626F74  # pg advisory lock key: b"tokenbot"
+# PostgreSQL: lifts the connection's statement_timeout (storage/db.py) for one transaction, for
+# work that must finish however much there is (a fold after a backlog, whole-ledger rewrites)
+NO_STATEMENT_TIMEOUT = "SET LOCAL statement_timeout = 0"
+FOLD_CHUNK = 100_000  # SQLite: at most this many seqs per fold transaction (bounded sums and pauses)
+ROLLUPS = (
+    ("usage_daily_model", ("user_key", "day", "model")),
+    ("usage_daily", ("user_key", "day")),
+    ("usage_monthly", ("user_key", "month")),
+)
+MEASURES = ("input_tokens", "cached_input_tokens", "output_tokens", "reasoning_tokens", "cost_usd", "events",
+            "unpriced_events")
+WIDE = ("input_tokens", "cached_input_tokens", "output_tokens", "reasoning_tokens", "cost_usd")
+_P = 10**MONEY_SCALE
+
+
+@dataclass(slots=True)
+class Delta:
+    """What to add to one (person, local day, model): negative to take away."""
+
+    input_tokens: int = 0
+    cached_input_tokens: int = 0
+    output_tokens: int = 0
+    reasoning_tokens: int = 0
+    cost_usd: Decimal = field(default_factory=Decimal)
+    events: int = 0
+    unpriced_events: int = 0
+
+    def add(self, other: Delta, sign: int = 1) -> None:
+        self.input_tokens += sign * other.input_tokens
+        self.cached_input_tokens += sign * other.cached_input_tokens
+        self.output_tokens += sign * other.output_tokens
+        self.reasoning_tokens += sign * other.reasoning_tokens
+        self.cost_usd += sign * other.cost_usd
+        self.events += sign * other.events
+        self.unpriced_events += sign * other.unpriced_events
+
+    def is_zero(self) -> bool:
+        return not (self.input_tokens or self.cached_input_tokens or self.output_tokens or self.reasoning_tokens
+                    or self.cost_usd or self.events or self.unpriced_events)
+
+
+Deltas = dict[tuple[str, date, str], Delta]
+
+
+def add_delta(deltas: Deltas, key: tuple[str, date, str], delta: Delta, sign: int = 1) -> None:
+    acc = deltas.get(key)
+    if acc is None:
+        acc = deltas[key] = Delta()
+    acc.add(delta, sign)
+
+
+# =========================================================================== SQLite
+
+class SqliteExec:
+    """The few calls the fold makes, over a plain sqlite3 connection or SQLAlchemy's (run_sync)."""
+
+    def __init__(self, conn, *, driver: bool) -> None:
+        self.conn = conn
+        self.driver = driver  # a sqlite3.Connection (True) or a SQLAlchemy sync Connection
+
+    def run(self, sql: str, params=()) -> None:
+        if self.driver:
+            self.conn.execute(sql, params)
+        else:
+            self.conn.exec_driver_sql(sql, tuple(params))
+
+    def many(self, sql: str, rows: list) -> None:
+        if not rows:
+            return
+        if self.driver:
+            self.conn.executemany(sql, rows)
+        else:
+            self.conn.exec_driver_sql(sql, rows)
+
+    def rows(self, sql: str, params=()) -> list[tuple]:
+        if self.driver:
+            return self.conn.execute(sql, params).fetchall()
+        return [tuple(r) for r in self.conn.exec_driver_sql(sql, tuple(params)).fetchall()]
+
+
+_WINDOW_DDL = (
+    "CREATE TEMP TABLE IF NOT EXISTS fold_window (user_key TEXT, day TEXT, model TEXT, input_tokens, "
+    "cached_input_tokens, output_tokens, reasoning_tokens, cost_usd, events INTEGER, unpriced_events INTEGER)"
+)
+
+
+def _split_sum(column: str) -> str:
+    """An exact SUM of integer picodollars (each below 2^62) that cannot overflow: whole
+    dollars and the remainders are summed apart and joined, in SQL while small."""
+    units, parts = f"SUM({column} / {_P})", f"SUM({column} % {_P})"
+    return (f"CASE WHEN abs({units}) < 4000000 THEN {units} * {_P} + {parts} "
+            f"ELSE wide_join({units}, {parts}, {_P}) END")
+
+
+def _window_fill_sql(wide_cost: bool) -> str:
+    cost = "wide_sum(cost_usd)" if wide_cost else _split_sum("cost_usd")
+    return (
+        "INSERT INTO temp.fold_window SELECT user_key, day, model, SUM(input_tokens), SUM(cached_input_tokens), "
+        f"SUM(output_tokens), SUM(reasoning_tokens), {cost}, COUNT(*), SUM(unpriced) "
+        "FROM usage_events WHERE seq > ? AND seq <= ? GROUP BY user_key, day, model"
+    )
+
+
+def _wide_add_sql(target: str, column: str) -> str:
+    a, b = f"{target}.{column}", f"excluded.{column}"
+    limit = ADD_FAST_LIMIT
+    return (f"{column} = CASE WHEN typeof({a}) = 'integer' AND typeof({b}) = 'integer' AND {a} < {limit} "
+            f"AND {a} > -{limit} AND {b} < {limit} AND {b} > -{limit} THEN {a} + {b} ELSE wide_add({a}, {b}) END")
+
+
+def _apply_window_sqls(wide: bool) -> list[str]:
+    """The three upserts from temp.fold_window into the rollups."""
+    def sums() -> str:
+        parts = []
+        for m in MEASURES:
+            if m in WIDE:
+                parts.append(f"wide_sum({m})" if wide else (_split_sum(m) if m == "cost_usd" else f"SUM({m})"))
+            else:
+                parts.append(f"SUM({m})")
+        return ", ".join(parts)
+
+    statements = []
+    for table, keys in ROLLUPS:
+        if table == "usage_daily_model":
+            select = f"SELECT user_key, day, model, {', '.join(MEASURES)} FROM temp.fold_window WHERE true"
+        elif table == "usage_daily":
+            select = f"SELECT user_key, day, {sums()} FROM temp.fold_window WHERE true GROUP BY user_key, day"
+        else:
+            select = (f"SELECT user_key, substr(day, 1, 7), {sums()} FROM temp.fold_window WHERE true "
+                      "GROUP BY user_key, substr(day, 1, 7)")
+        updates = ", ".join(_wide_add_sql(table, m) if m in WIDE else f"{m} = {table}.{m} + excluded.{m}"
+                            for m in MEASURES)
+        statements.append(
+            f"INSERT INTO {table} ({', '.join(keys)}, {', '.join(MEASURES)}) {select} "
+            f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {updates}"
+        )
+    return statements
+
+
+_APPLY = {wide: _apply_window_sqls(wide) for wide in (False, True)}
+_FILL = {wide: _window_fill_sql(wide) for wide in (False, True)}
+
+
+def folded_seq_sqlite(ex: SqliteExec) -> int:
+    rows = ex.rows("SELECT folded_seq FROM rollup_fold_state WHERE id = 1")
+    if not rows:
+        ex.run("INSERT INTO rollup_fold_state (id, folded_seq) VALUES (1, 0)")
+        return 0
+    return int(rows[0][0])
+
+
+def next_seq_base(ex: SqliteExec) -> int:
+    """The seq after which new events go: past every stored event and past the watermark, so
+    no event can ever land at or below what was already folded (even after deletions)."""
+    top = ex.rows("SELECT max(seq) FROM usage_events")[0][0] or 0
+    return max(int(top), folded_seq_sqlite(ex))
+
+
+def fold_sqlite(ex: SqliteExec, *, chunk: int = FOLD_CHUNK) -> int:
+    """Fold events past the watermark (at most `chunk` seqs); the caller holds a write
+    transaction. Returns how many events were folded (0: up to date)."""
+    done = folded_seq_sqlite(ex)
+    top = ex.rows("SELECT max(seq) FROM usage_events")[0][0] or 0
+    if top <= done:
+        return 0
+    upto = min(int(top), done + chunk)
+    wide = bool(ex.rows(
+        "SELECT EXISTS (SELECT 1 FROM usage_events WHERE seq > ? AND seq <= ? AND typeof(cost_usd) <> 'integer')",
+        (done, upto))[0][0])
+    ex.run(_WINDOW_DDL)
+    ex.run("DELETE FROM temp.fold_window")
+    ex.run(_FILL[wide], (done, upto))
+    count, big = ex.rows(
+        "SELECT COALESCE(SUM(events), 0), COALESCE(MAX(typeof(cost_usd) <> 'integer' OR abs(cost_usd) >= ?), 0) "
+        "FROM temp.fold_window", (ADD_FAST_LIMIT,))[0]
+    for sql in _APPLY[wide or bool(big)]:  # a key's sum past 2^61: the days and months add exactly too
+        ex.run(sql)
+    ex.run("UPDATE rollup_fold_state SET folded_seq = ? WHERE id = 1", (upto,))
+    return int(count) or 1
+
+
+def fold_all_sqlite(ex: SqliteExec) -> int:
+    total = 0
+    while (n := fold_sqlite(ex)) > 0:
+        total += n
+    return total
+
+
+def apply_deltas_sqlite(ex: SqliteExec, deltas: Deltas) -> None:
+    """Add deltas to the rollups (the caller folded first, in the same transaction), then drop
+    rows left with no events (everything in them moved to another person)."""
+    rows = [(user, day.isoformat(), model, wide_encode(d.input_tokens), wide_encode(d.cached_input_tokens),
+             wide_encode(d.output_tokens), wide_encode(d.reasoning_tokens), wide_encode(picodollars(d.cost_usd)),
+             d.events, d.unpriced_events)
+            for (user, day, model), d in sorted(deltas.items()) if not d.is_zero()]
+    if not rows:
+        return
+    ex.run(_WINDOW_DDL)
+    ex.run("DELETE FROM temp.fold_window")
+    ex.many("INSERT INTO temp.fold_window VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+    for sql in _APPLY[True]:
+        ex.run(sql)
+    emptied = sorted({user for (user, _, _), d in deltas.items() if d.events < 0})
+    for table, _ in ROLLUPS:
+        for user in emptied:
+            ex.run(f"DELETE FROM {table} WHERE user_key = ? AND events = 0", (user,))
+
+
+def deltas_from_sqlite_rows(rows: Iterable[tuple], sign: int = 1, *, user_key: str | None = None) -> Deltas:
+    """(user_key, day, model, in, cached, out, reasoning, cost, events, unpriced) rows -> Deltas."""
+    out: Deltas = {}
+    for r in rows:
+        delta = Delta(wide_decode(r[3]), wide_decode(r[4]), wide_decode(r[5]), wide_decode(r[6]),
+                      Decimal(wide_decode(r[7])).scaleb(-MONEY_SCALE), int(r[8]), int(r[9] or 0))
+        day = r[1] if isinstance(r[1], date) else date.fromisoformat(r[1])
+        add_delta(out, (user_key or r[0], day, r[2]), delta, sign)
+    return out
+
+
+SQLITE_GROUP_SUMS = (
+    "user_key, day, model, wide_sum(input_tokens), wide_sum(cached_input_tokens), wide_sum(output_tokens), "
+    "wide_sum(reasoning_tokens), wide_sum(cost_usd), COUNT(*), SUM(unpriced)"
+)
+
+
+# =========================================================================== PostgreSQL
+
+_PG_ARRAYS = ("user_keys", "days", "models", *(f"{m}" for m in MEASURES))
+UNNEST = (
+    "unnest(q.user_keys, q.days, q.models, q.input_tokens, q.cached_input_tokens, q.output_tokens, "
+    "q.reasoning_tokens, q.cost_usd, q.events, q.unpriced_events) AS u(user_key, day, model, input_tokens, "
+    "cached_input_tokens, output_tokens, reasoning_tokens, cost_usd, events, unpriced_events)"
+)
+
+
+def _pg_sums() -> str:
+    return ", ".join(f"SUM({m}) AS {m}" for m in MEASURES)
+
+
+def _pg_upsert(table: str, keys: tuple[str, ...], select: str) -> str:
+    updates = ", ".join(f"{m} = t.{m} + excluded.{m}" for m in MEASURES)
+    return (f"INSERT INTO {table} AS t ({', '.join(keys)}, {', '.join(MEASURES)}) {select} "
+            f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {updates}")
+
+
+# One statement: take every queue row this snapshot sees, sum per key, upsert the three
+# rollups in key order (concurrent folds cannot run: the advisory lock), and name the people
+# whose event count went down (a re-attribution) so their emptied rows can be dropped.
+PG_FOLD = (
+    "WITH taken AS (DELETE FROM usage_fold_queue RETURNING *), "
+    f"d AS (SELECT u.* FROM taken q, {UNNEST}), "
+    f"m AS (SELECT user_key, day, model, {_pg_sums()} FROM d GROUP BY user_key, day, model "
+    f"HAVING {' OR '.join(f'SUM({m}) <> 0' for m in MEASURES)}), "
+    "a AS (" + _pg_upsert("usage_daily_model", ("user_key", "day", "model"),
+                          f"SELECT user_key, day, model, {', '.join(MEASURES)} FROM m "
+                          "ORDER BY user_key, day, model") + " RETURNING 1), "
+    "b AS (" + _pg_upsert("usage_daily", ("user_key", "day"),
+                          f"SELECT user_key, day, {_pg_sums()} FROM m GROUP BY user_key, day "
+                          "ORDER BY user_key, day") + " RETURNING 1), "
+    "c AS (" + _pg_upsert("usage_monthly", ("user_key", "month"),
+                          f"SELECT user_key, to_char(day, 'YYYY-MM'), {_pg_sums()} FROM m "
+                          "GROUP BY user_key, to_char(day, 'YYYY-MM') ORDER BY 1, 2") + " RETURNING 1) "
+    "SELECT (SELECT COUNT(*) FROM taken), (SELECT COALESCE(SUM(events), 0) FROM m), "
+    "(SELECT COUNT(*) FROM a) + (SELECT COUNT(*) FROM b) + (SELECT COUNT(*) FROM c), "
+    "ARRAY(SELECT DISTINCT user_key FROM m WHERE events < 0)"
+)
+
+
+async def fold_pg(conn, *, wait: bool = False) -> int | None:
+    """Fold the queue (asyncpg connection, no transaction open). None when another process
+    holds the fold lock (it folds; try later); else how many events were folded."""
+    async with conn.transaction():
+        await conn.execute(NO_STATEMENT_TIMEOUT)  # a fold undone by a timeout would only grow
+        if wait:
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", FOLD_LOCK)
+        elif not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", FOLD_LOCK):
+            return None
+        return await fold_pg_locked(conn)
+
+
+async def fold_pg_locked(conn) -> int:
+    """The fold itself, inside a transaction that holds the fold lock."""
+    rows, events, _, emptied = await conn.fetchrow(PG_FOLD)
+    if emptied:
+        for table, _ in ROLLUPS:
+            await conn.execute(f"DELETE FROM {table} WHERE user_key = ANY($1::text[]) AND events = 0", emptied)
+    return int(events) if rows else 0
+
+
+PG_QUEUE_INSERT = (
+    f"INSERT INTO usage_fold_queue ({', '.join(_PG_ARRAYS)}) VALUES ($1::text[], $2::date[], $3::text[], "
+    "$4::numeric[], $5::numeric[], $6::numeric[], $7::numeric[], $8::numeric[], $9::bigint[], $10::bigint[])"
+)
+
+
+async def queue_deltas_pg(conn, deltas: Deltas) -> None:
+    """Commit rollup deltas with the caller's transaction (asyncpg connection)."""
+    items = [(k, d) for k, d in sorted(deltas.items()) if not d.is_zero()]
+    if not items:
+        return
+    for _, d in items:
+        for value in (d.input_tokens, d.cached_input_tokens, d.output_tokens, d.reasoning_tokens):
+            if not -WIDE_MAX < value < WIDE_MAX:
+                raise OverflowError("token delta beyond 10^38")
+    await conn.execute(
+        PG_QUEUE_INSERT,
+        [k[0] for k, _ in items], [k[1] for k, _ in items], [k[2] for k, _ in items],
+        [Decimal(d.input_tokens) for _, d in items], [Decimal(d.cached_input_tokens) for _, d in items],
+        [Decimal(d.output_tokens) for _, d in items], [Decimal(d.reasoning_tokens) for _, d in items],
+        [d.cost_usd for _, d in items], [d.events for _, d in items], [d.unpriced_events for _, d in items],
+    )
+
+
+async def apply_deltas_pg(conn, deltas: Deltas) -> None:
+    """Add deltas to the rollups now, in the caller's transaction (asyncpg connection): under
+    the fold lock, queued with everything pending and folded at once, so a re-attribution or
+    reprice is visible as soon as it commits."""
+    await conn.execute("SELECT pg_advisory_xact_lock($1)", FOLD_LOCK)
+    await queue_deltas_pg(conn, deltas)
+    await fold_pg_locked(conn)
+
+
+PG_GROUP_SUMS = (
+    "user_key, day, model, SUM(input_tokens), SUM(cached_input_tokens), SUM(output_tokens), "
+    "SUM(reasoning_tokens), SUM(cost_usd), COUNT(*), COUNT(*) FILTER (WHERE unpriced)"
+)
+
+
+def deltas_from_pg_rows(rows: Iterable, sign: int = 1, *, user_key: str | None = None) -> Deltas:
+    out: Deltas = {}
+    for r in rows:
+        delta = Delta(int(r[3]), int(r[4]), int(r[5]), int(r[6]), Decimal(r[7]), int(r[8]), int(r[9]))
+        add_delta(out, (user_key or r[0], r[1], r[2]), delta, sign)
+    return out
