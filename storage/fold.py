@@ -23,10 +23,11 @@ transaction, and then changes rollups by deltas (`apply_deltas`).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 
+from storage.measures import Measures
 from storage.types import ADD_FAST_LIMIT, MONEY_SCALE, WIDE_MAX, picodollars, wide_decode, wide_encode
 
 FOLD_LOCK = 0x746F6B656E626F74  # pg advisory lock key: b"tokenbot"
@@ -46,16 +47,8 @@ _P = 10**MONEY_SCALE
 
 
 @dataclass(slots=True)
-class Delta:
-    """What to add to one (person, local day, model): negative to take away."""
-
-    input_tokens: int = 0
-    cached_input_tokens: int = 0
-    output_tokens: int = 0
-    reasoning_tokens: int = 0
-    cost_usd: Decimal = field(default_factory=Decimal)
-    events: int = 0
-    unpriced_events: int = 0
+class Delta(Measures):
+    """What to add to one (person, local day, model): the same figures, negative to take away."""
 
     def add(self, other: Delta, sign: int = 1) -> None:
         self.input_tokens += sign * other.input_tokens
