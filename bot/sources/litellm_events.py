@@ -22,6 +22,7 @@ from bot.sources.litellm_fields import ROOT_NODES, Node
 __all__ = ["EventReader"]
 
 _NESTING = {"start_map": 1, "start_array": 1, "end_map": -1, "end_array": -1}
+_SLICE = 64 * 1024  # a slice of `{},{},...` is ~45x its size in events
 
 
 class EventReader:
@@ -56,35 +57,38 @@ class EventReader:
             self.send(b"[{}")
 
     def send(self, piece: bytes) -> None:
-        if not piece:
-            return
         try:
-            if self.object_stream:
-                # one send per line, so an error can name its line (a line is a record in ndjson)
-                start = 0
-                while (end := piece.find(b"\n", start)) != -1:
-                    self._coro.send(piece[start : end + 1])
-                    self._drain()
+            # one send per line, so an error can name its line (a line is a record in ndjson), and
+            # at most _SLICE bytes at a time: the events of one send are held until drained
+            newline = b"\n" if self.object_stream else None
+            start = 0
+            while start < len(piece):
+                end = min(start + _SLICE, len(piece))
+                if newline is not None and (found := piece.find(newline, start, end)) != -1:
+                    end = found + 1
+                self._coro.send(piece[start:end])
+                self._drain()
+                if piece[end - 1 : end] == newline:
                     self.line += 1
-                    start = end + 1
-                if start < len(piece):
-                    self._coro.send(piece[start:])
-            else:
-                self._coro.send(piece)
+                start = end
         except BodyError:
             raise
         except Exception as exc:
-            raise self._body_error(exc) from None
-        self._drain()
+            raise self._failed(exc) from None
 
     def close(self) -> None:
         try:
             self._coro.close()
         except Exception as exc:
-            raise self._body_error(exc) from None
+            raise self._failed(exc) from None
         self._drain()
         if self._depth or self._current is not None:
             raise BodyError(f"body is not valid JSON: it ends inside record {self._count()}")
+
+    def _failed(self, exc: Exception) -> BodyError:
+        # the records before the error count, however the body was cut into pieces
+        self._drain()
+        return self._body_error(exc)
 
     def _body_error(self, exc: Exception) -> BodyError:
         if isinstance(exc, ijson.JSONError):

@@ -25,7 +25,7 @@ import msgspec
 
 from bot.sources.litellm_records import META_KEYS
 
-__all__ = ["RAW_DECODER", "RECORD_DECODER", "ROOT_NODES", "TREE", "Node", "RecordStruct", "flatten"]
+__all__ = ["DECIMAL_LEAVES", "RAW_DECODER", "RECORD_DECODER", "ROOT_NODES", "TREE", "Node", "RecordStruct", "flatten"]
 
 # --------------------------------------------------------------------------- the tree
 # A leaf names the flat key its value is kept under. A (flat key, children) pair is kept as a
@@ -65,7 +65,7 @@ TREE.update({
 })
 # Leaves that may carry a non-integer number (epoch seconds, costs): read from their raw bytes so
 # that 0.1 stays Decimal("0.1"). The others are ids, names and token counts.
-_DECIMAL_LEAVES = frozenset({"startTime", "response_cost", "cost", "cost_breakdown.total_cost"})
+DECIMAL_LEAVES = frozenset({"startTime", "response_cost", "cost", "cost_breakdown.total_cost"})
 
 
 class Node(NamedTuple):
@@ -105,7 +105,7 @@ def _struct(name: str, nodes: dict[str, Node]) -> tuple[type, list]:
     fields, plan = [], []
     for key, node in nodes.items():
         if node.children is None:
-            if node.keep or node.flat in _DECIMAL_LEAVES:
+            if node.keep or node.flat in DECIMAL_LEAVES:
                 kind, kind_type = (_KEPT if node.keep else _RAW_LEAF), msgspec.Raw
             else:
                 # anything else (a float, an object...) is a ValidationError: the event reader's
