@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 import gc
 import json
+import re
 import tracemalloc
 from decimal import Decimal
 from pathlib import Path
@@ -16,8 +17,8 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from bot.sources import BodyError, litellm
-from bot.sources.litellm import MAX_RECORD_BYTES, LiteLLMStream
+from bot.sources import BodyError, json_guard, litellm
+from bot.sources.litellm import MAX_RECORD_BYTES, LiteLLMStream, parse_litellm_body
 from bot.sources.litellm_fields import DECIMAL_LEAVES, ROOT_NODES, Node
 from bot.sources.native import TooManyEvents
 
@@ -229,3 +230,25 @@ def test_messages_and_responses_are_never_built(record_reader):
     assert [r["id"] for r in stream.records] == ["call-0", "call-1"]
     assert stream.records[0]["input_tokens"] == 10  # the record's own prompt_tokens, not response.usage
     assert peak < 5 * 1024 * 1024, f"{peak:,} bytes allocated reading {len(body):,}"
+
+
+# --------------------------------------------------------------------------- the guards both readers rely on
+
+
+@settings(max_examples=300, deadline=None)
+@given(runs=st.lists(st.tuples(st.integers(0, 700), st.sampled_from([b" ", b"e", b".", b"-", b'"', b"x"])),
+                     max_size=8), offset=st.integers(0, 149))
+def test_the_long_digit_precheck_never_misses_a_run(runs, offset):
+    piece = b"x" * offset + b"".join(b"7" * length + sep for length, sep in runs)
+    if re.search(rb"\d{300}", piece):
+        assert json_guard._may_hold_long_digits(piece)
+
+
+def test_a_huge_integer_does_not_crash_either_reader():
+    # ijson's C backend dereferences NULL on integers past 4300 digits: the guard must reach it
+    text = json.dumps([proxy_call(0, hidden_params={"huge": "HUGE", "tiny": "TINY"}), proxy_call(1)])
+    body = text.replace('"HUGE"', "-" + "7" * 5000).replace('"TINY"', "1e-" + "9" * 400).encode()
+    for record_reader in (True, False):
+        for chunk_size in (997, 65536):
+            events = [e["id"] for e in parse_litellm_body(body, chunk_size=chunk_size, record_reader=record_reader)]
+            assert events == ["call-0", "call-1"]

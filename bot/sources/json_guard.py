@@ -33,7 +33,9 @@ _RAW_SURROGATE = re.compile(rb"\xed[\xa0-\xbf][\x80-\xbf]")
 # this many digits gets an `e0` exponent so it is read as a Decimal, and validation rejects it.
 _LONG_DIGITS = re.compile(rb"\d{300,}")
 _DIGITS_AS_ZERO = bytes.maketrans(b"123456789", b"000000000")
-_ZEROS = b"0" * 300
+# A run of 300 digits holds two bytes at consecutive multiples of 150 and every byte between them:
+# every 150th byte is looked at first, and only a digit pair among them is looked into.
+_STRIDE = 150
 
 
 def _fix_surrogate(match: re.Match) -> bytes:
@@ -64,9 +66,20 @@ def sanitise(piece: bytes, *, non_finite: bool = True) -> bytes:
         piece = _LONE_SURROGATE.sub(_fix_surrogate, piece)
     if b"\xed" in piece and _RAW_SURROGATE.search(piece):  # memchr first: the regex is slow
         piece = _RAW_SURROGATE.sub(rb"\\u0000", piece)
-    if _ZEROS in piece.translate(_DIGITS_AS_ZERO):  # a fast pre-check: re is slow on digit runs
+    if _may_hold_long_digits(piece):  # a fast pre-check: re is slow on digit runs
         piece = _LONG_DIGITS.sub(_fix_digits, piece)
     return piece
+
+
+def _may_hold_long_digits(piece: bytes) -> bool:
+    """False when `piece` has no run of 300 digits; True when it has one of at least 151."""
+    samples = piece[::_STRIDE].translate(_DIGITS_AS_ZERO)
+    at = samples.find(b"00")
+    while at != -1:
+        if piece[at * _STRIDE : (at + 1) * _STRIDE + 1].isdigit():
+            return True
+        at = samples.find(b"00", at + 1)
+    return False
 
 
 def non_finite_to_null(piece: bytes) -> bytes:
