@@ -252,3 +252,18 @@ def test_a_huge_integer_does_not_crash_either_reader():
         for chunk_size in (997, 65536):
             events = [e["id"] for e in parse_litellm_body(body, chunk_size=chunk_size, record_reader=record_reader)]
             assert events == ["call-0", "call-1"]
+
+
+def test_a_number_decimal_cannot_read_fails_the_body_only_where_it_is_read():
+    # Decimal refuses an exponent past 10**18. The event reader converts every number, so anywhere
+    # in the body it is a 400; the record reader never reads numbers it skips, so there it costs
+    # nothing, and in a kept field it hands the body over and the answer is the event reader's.
+    exponent = "12e" + "9" * 20
+    skipped = json.dumps([proxy_call(0, hidden_params={"x": "EXP"}), proxy_call(1)]).replace('"EXP"', exponent)
+    assert [e["id"] for e in parse_litellm_body(skipped.encode())] == ["call-0", "call-1"]
+    with pytest.raises(BodyError, match="a number that cannot be read"):
+        parse_litellm_body(skipped.encode(), record_reader=False)
+    kept = json.dumps([proxy_call(0), proxy_call(1, startTime="EXP")]).replace('"EXP"', exponent)
+    for record_reader in (True, False):
+        with pytest.raises(BodyError, match="after 1 records: a number that cannot be read"):
+            parse_litellm_body(kept.encode(), record_reader=record_reader)

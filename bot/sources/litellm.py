@@ -8,13 +8,16 @@ body chunk by chunk as it arrives and keeps only the few fields tokenbot maps
 Two readers share that work. The record reader takes each record as it completes in the stream
 and decodes it with msgspec, which skips every field tokenbot does not keep in C without
 building it: a record costs a few C calls instead of ~850 parse events through Python. It holds
-the raw bytes of at most one unfinished record, and never more than `MAX_RECORD_BYTES`. The
-event reader (`bot.sources.litellm_events`, ijson) is the reference, memory flat for any record
-size. Whatever the record reader does not take as is (a record over `MAX_RECORD_BYTES`, a record
-that is not an object, malformed JSON, bytes that are not UTF-8) is handed over, with the rest of
-the body, to the event reader at the end of the last record read, so the answer is the event
-reader's: the same events, the same errors. A record whose kept fields have unusual shapes is
-read again by the event reader on its own.
+the raw bytes of one unfinished record at most, up to `MAX_RECORD_BYTES` (and the chunk being
+read). The event reader (`bot.sources.litellm_events`, ijson) is the reference, memory flat
+for any record size. Whatever the record reader does not take as it is (a record over
+`MAX_RECORD_BYTES`, a record that is not an object, malformed JSON, bytes that are not UTF-8,
+NaN) goes, with the rest of the body, to the event reader from the end of the last record read,
+so the answer is the event reader's: the same events, the same errors. A record whose kept
+fields have unusual shapes is read again by the event reader on its own. One difference is
+kept on purpose: the event reader converts every number it meets, so a number Decimal cannot
+read (an exponent past 10**18) fails the whole body there, while the record reader never reads
+the numbers it skips.
 
 LiteLLM always sends `Content-Type: application/json`, so the first bytes tell the form: `[`
 is a JSON array (`json_array`, the default); `{` is one object (`single`) or JSON Lines
@@ -208,7 +211,8 @@ class LiteLLMStream:
 
     def _advance(self, handover: int, to: int, state: int) -> int:
         """Move the hand-over point to `to`, whose state is `state`."""
-        self._line += self._buf.count(b"\n", handover, to)
+        if self._object_stream:  # JSON Lines errors name their line
+            self._line += self._buf.count(b"\n", handover, to)
         self._state = state
         return to
 
@@ -238,8 +242,8 @@ class LiteLLMStream:
             fields = self._reread(data)  # kept fields of unusual shapes
             if fields is None:
                 return False
-        except (msgspec.DecodeError, UnicodeError):
-            return False
+        except (msgspec.DecodeError, UnicodeError, ArithmeticError, ValueError):
+            return False  # the event reader's answer, whatever it is (the guards leave none of these)
         self._add(map_record(fields, self.legacy_timezone))
         return True
 
