@@ -47,7 +47,7 @@ __all__ = ["LITELLM_MAX_BODY_BYTES", "MAX_RECORD_BYTES", "LiteLLMStream", "map_r
 
 LITELLM_MAX_BODY_BYTES = 64 * 1024 * 1024
 # The most raw bytes of one unfinished record the record reader holds; a longer record goes to
-# the event reader, which holds none. LiteLLM's records are 10-100 KB.
+# the event reader, which reads it a slice at a time. LiteLLM's records are 10-100 KB.
 MAX_RECORD_BYTES = 1024 * 1024
 
 _WHITESPACE = re.compile(rb"[ \t\n\r]*")  # JSON's, not Python's \s

@@ -4,8 +4,9 @@ The reference reading of a LiteLLM body (`bot.sources.litellm` uses the faster r
 where it can and hands the rest of a body over to this one). ijson's C backend (yajl) turns the
 bytes into events; a small state machine keeps the paths of `bot.sources.litellm_fields.TREE`
 and counts its way past every other subtree, so messages, responses and the model map are never
-built as objects however large they are. A key sent twice in one record: the last one counts,
-wholesale, as in the record reader.
+built, however large they are: only their scalars pass by, one event each, 64 KiB of body at a
+time (yajl does hand over each string whole, so one string longer than that is held while it
+passes). A key sent twice in one record: the last one counts, wholesale, as in the record reader.
 """
 
 from __future__ import annotations
