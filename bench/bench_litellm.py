@@ -1,7 +1,7 @@
 """LiteLLM ingest benchmark: real-sized generic API logger batches on /webhooks/litellm, beside
 the native /webhooks/usage endpoint taking the same calls, in the same run.
 
-    .venv/bin/python bench/bench_litellm.py [--runs 3] [--batches 8]
+    .venv/bin/python bench/bench_litellm.py [--runs 3] [--batches 8] [--server-python PATH]
 
 Records are LiteLLM 1.110 StandardLoggingPayloads (tests/data/litellm/litellm-1.110-proxy-batch.json,
 ~15 KB each: messages, response, a 9 KB model map), a third of them grown to 30-100 KB by a longer
@@ -14,6 +14,10 @@ Printed, each a median with min and max over --runs runs (a fresh `tokenbot serv
 SQLite per run): events/s; server CPU seconds per 1,000 events (utime+stime of the server process
 over the phase); MB/s of request body; the 64 MiB body's time and the server's peak RSS (VmHWM)
 before and after it. The figures go in bench/README.md, not in a timed test.
+
+`--server-python` serves with another interpreter, e.g. a venv with an older commit installed
+(`pip install <exported tree>`), to measure a before and an after on the same machine (alternate
+single runs of each: the load of a shared machine drifts within minutes).
 """
 
 from __future__ import annotations
@@ -89,6 +93,9 @@ def sign(body: bytes, msg_id: str) -> dict[str, str]:
             "webhook-signature": "v1," + base64.b64encode(mac).decode()}
 
 
+SERVER_PYTHON = sys.executable
+
+
 def start_server(workdir: Path, port: int) -> subprocess.Popen:
     env = {
         **os.environ,
@@ -97,7 +104,7 @@ def start_server(workdir: Path, port: int) -> subprocess.Popen:
         "SLACK_BOT_TOKEN": "xoxb-bench", "SLACK_SIGNING_SECRET": "bench", "SLACK_API_URL": "http://127.0.0.1:9/",
         "USAGE_WEBHOOK_TOKEN": TOKEN, "USAGE_WEBHOOK_SECRET": SECRET,
     }
-    return subprocess.Popen([sys.executable, "-m", "bot.cli", "serve"], cwd=workdir, env=env,
+    return subprocess.Popen([SERVER_PYTHON, "-m", "bot.cli", "serve"], cwd=workdir, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
@@ -213,7 +220,10 @@ async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--batches", type=int, default=8, help="requests of 512 calls per endpoint per run")
+    parser.add_argument("--server-python", default=sys.executable, help="the interpreter `tokenbot serve` runs on")
     args = parser.parse_args()
+    global SERVER_PYTHON
+    SERVER_PYTHON = args.server_python
     template = json.loads(SAMPLE.read_text())
     results = []
     for run in range(args.runs):

@@ -2,9 +2,22 @@
 
 LiteLLM batches 512 calls per POST by default and each `StandardLoggingPayload` is 10-100 KB
 (messages, response, a 9 KB model map), so a body can be tens of MiB. `LiteLLMStream` is fed the
-body chunk by chunk as it arrives and keeps only the few fields tokenbot maps; messages,
-responses and the model map go past the streaming parser (ijson's C backend) without ever
-being built. Memory stays flat whatever the body size.
+body chunk by chunk as it arrives and keeps only the few fields tokenbot maps
+(`bot.sources.litellm_fields`); messages, responses and the model map are never built.
+
+Two readers share that work. The record reader takes each record as it completes in the stream
+and decodes it with msgspec, which skips every field tokenbot does not keep in C without
+building it: a record costs a few C calls instead of ~850 parse events through Python. It holds
+the raw bytes of one unfinished record at most, up to `MAX_RECORD_BYTES` (and the chunk being
+read). The event reader (`bot.sources.litellm_events`, ijson) is the reference, memory flat
+for any record size. Whatever the record reader does not take as it is (a record over
+`MAX_RECORD_BYTES`, a record that is not an object, malformed JSON, bytes that are not UTF-8,
+NaN) goes, with the rest of the body, to the event reader from the end of the last record read,
+so the answer is the event reader's: the same events, the same errors. A record whose kept
+fields have unusual shapes is read again by the event reader on its own. One difference is
+kept on purpose: the event reader converts every number it meets, so a number Decimal cannot
+read (an exponent past 10**18) fails the whole body there, while the record reader never reads
+the numbers it skips.
 
 LiteLLM always sends `Content-Type: application/json`, so the first bytes tell the form: `[`
 is a JSON array (`json_array`, the default); `{` is one object (`single`) or JSON Lines
@@ -18,110 +31,67 @@ validator to reject by index; failed calls without tokens come back as `{"_skip"
 
 from __future__ import annotations
 
-import decimal
+import re
 from datetime import UTC, tzinfo
-from typing import Any
 
-import ijson
+import msgspec
 
 from bot.sources import BodyError
-from bot.sources.json_guard import RUN_BYTES, sanitise
-from bot.sources.litellm_records import META_KEYS, map_record
+from bot.sources.json_guard import RUN_BYTES, non_finite_to_null, sanitise
+from bot.sources.litellm_events import EventReader
+from bot.sources.litellm_fields import RAW_DECODER, RECORD_DECODER, flatten
+from bot.sources.litellm_records import map_record
 from bot.sources.native import MAX_EVENTS, TooManyEvents
 
-__all__ = ["LITELLM_MAX_BODY_BYTES", "LiteLLMStream", "map_record", "parse_litellm_body"]
+__all__ = ["LITELLM_MAX_BODY_BYTES", "MAX_RECORD_BYTES", "LiteLLMStream", "map_record", "parse_litellm_body"]
 
 LITELLM_MAX_BODY_BYTES = 64 * 1024 * 1024
+# The most raw bytes of one unfinished record the record reader holds; a longer record goes to
+# the event reader, which reads it a slice at a time. LiteLLM's records are 10-100 KB.
+MAX_RECORD_BYTES = 1024 * 1024
 
-# --------------------------------------------------------------------------- the fields kept
-# A tree of the paths read from each record; every other subtree is skipped unbuilt. A leaf
-# names the flat key the value is kept under; `_KEEP_CONTAINER` marks fields whose mere
-# presence matters when they are objects (LiteLLM's cost failure diagnostics).
-_KEEP_CONTAINER = "+"
+_WHITESPACE = re.compile(rb"[ \t\n\r]*")  # JSON's, not Python's \s
+# msgspec's answers when the bytes after a record start hold more than the record, or less
+_TRAILING = re.compile(r"JSON is malformed: trailing characters \(byte (\d+)\)")
+_TRUNCATED = "Input data was truncated"
+_INCOMPLETE = object()
 
-
-def _usage_tree(prefix: str) -> dict:
-    return {
-        "prompt_tokens": f"{prefix}.prompt_tokens",
-        "completion_tokens": f"{prefix}.completion_tokens",
-        "cache_read_input_tokens": f"{prefix}.cache_read_input_tokens",
-        "prompt_tokens_details": {"cached_tokens": f"{prefix}.cached_tokens"},
-        "completion_tokens_details": {"reasoning_tokens": f"{prefix}.reasoning_tokens"},
-    }
-
-
-_TOP_SCALARS = (
-    "id", "litellm_call_id", "call_id", "trace_id", "call_type", "status", "cache_hit", "startTime",
-    "model", "model_group", "custom_llm_provider", "prompt_tokens", "completion_tokens", "response_cost",
-    "end_user",
-    # legacy v1: every value a string
-    "user", "usage", "cost", "modelParameters",
-)
-_TREE: dict[str, Any] = {name: name for name in _TOP_SCALARS}
-_TREE.update({
-    # a dict in the StandardLoggingPayload, a repr string in the legacy shape
-    "metadata": ("metadata", {
-        **{key: f"metadata.{key}" for key in META_KEYS},
-        "usage_object": _usage_tree("usage_object"),
-    }),
-    "cost_breakdown": {"total_cost": "cost_breakdown.total_cost"},
-    "model_parameters": {"user": "model_parameters.user"},
-    "response": {"usage": _usage_tree("response.usage")},
-    "response_cost_failure_debug_info": ("response_cost_failure_debug_info", _KEEP_CONTAINER),
-})
-
-
-def _compile(tree: dict) -> dict[str, tuple[str | None, Any]]:
-    """The tree -> {key: (flat key for a scalar here, compiled children | _KEEP_CONTAINER | None)}."""
-    nodes = {}
-    for key, value in tree.items():
-        if isinstance(value, str):
-            nodes[key] = (value, None)
-        elif isinstance(value, tuple):
-            scalar, children = value
-            nodes[key] = (scalar, _compile(children) if isinstance(children, dict) else children)
-        else:
-            nodes[key] = (None, _compile(value))
-    return nodes
-
-
-_ROOT_NODES = _compile(_TREE)
-_NO_NODE = (None, None)
-_NESTING = {"start_map": 1, "start_array": 1, "end_map": -1, "end_array": -1}
-
-
-# --------------------------------------------------------------------------- the stream
+# Where the record reader stands in the body: the state of the point it would hand over from
+# (`_ELEMENT`, after a comma, is only ever passed through).
+_OPEN, _FIRST, _AFTER_RECORD, _ELEMENT, _AFTER_ARRAY, _OBJECTS = range(6)
+_BRACE, _BRACKET, _CLOSE_BRACKET, _COMMA = b"{[],"
 
 
 class LiteLLMStream:
     """Feed a LiteLLM body chunk by chunk; `close()` returns the native event dicts, in order.
 
     Raises BodyError when the body is not a JSON array / JSON Lines / one object, and
-    TooManyEvents as soon as it holds more than `max_records` records.
+    TooManyEvents as soon as it holds more than `max_records` records. `record_reader=False`
+    reads everything with the event reader (the reference the tests compare against).
     """
 
-    def __init__(self, *, legacy_timezone: tzinfo = UTC, max_records: int = MAX_EVENTS) -> None:
+    def __init__(self, *, legacy_timezone: tzinfo = UTC, max_records: int = MAX_EVENTS,
+                 record_reader: bool = True) -> None:
         self.legacy_timezone = legacy_timezone
         self.max_records = max_records
         self.records: list[dict] = []
-        self._events = ijson.sendable_list()
-        self._coro = None
+        self.reread = 0  # records the event reader read again on their own (unusual shapes)
+        self.handed_over = False  # the rest of the body went to the event reader
+        self._record_reader = record_reader
+        self._started = False
         self._object_stream = False  # `{`: one object or JSON Lines; `[`: a JSON array
-        self._line = 1
+        self._line = 1  # the line the hand-over point is on
         self._pending: list[bytes] = []  # a trailing run of RUN_BYTES, held until it ends
-        # where the parser is: depth 0 is the top level; records sit at _record_depth
-        self._record_depth = 2
-        self._depth = 0
-        self._skip = 0  # > 0: inside a subtree that is not kept
-        self._stack: list[dict] = []
-        self._key: str | None = None
-        self._current: dict[str, Any] | None = None
+        self._reader: EventReader | None = None
+        self._buf = bytearray()  # from the hand-over point: what the record reader has not read
+        self._state = _OPEN  # the state at the hand-over point (the start of _buf)
+        self._retry_at = 0  # len(_buf) at which an unfinished record is looked at again
 
     # -- input ------------------------------------------------------------------------
     def feed(self, chunk: bytes) -> None:
         if not chunk:
             return
-        if self._coro is None:
+        if not self._started:
             chunk = self._start(b"".join(self._pending) + chunk)
             if chunk is None:
                 return
@@ -135,10 +105,10 @@ class LiteLLMStream:
             self._pending = []
         if kept < len(chunk):
             self._pending.append(chunk[kept:])
-        self._send(sanitise(piece))
+        self._take(piece)
 
     def close(self) -> list[dict]:
-        if self._coro is None:
+        if not self._started:
             rest = self._start(b"".join(self._pending), final=True)
             if rest is None:
                 raise BodyError("body is empty: expected a JSON array, JSON Lines or one JSON object")
@@ -146,14 +116,11 @@ class LiteLLMStream:
         if self._pending:
             piece = b"".join(self._pending)
             self._pending = []
-            self._send(sanitise(piece))
-        try:
-            self._coro.close()
-        except Exception as exc:
-            raise self._body_error(exc) from None
-        self._drain()
-        if self._depth or self._current is not None:
-            raise BodyError(f"body is not valid JSON: it ends inside record {len(self.records)}")
+            self._take(piece)
+        if self._reader is None:
+            self._split(final=True)
+        if self._reader is not None:
+            self._reader.close()
         return self.records
 
     def _start(self, data: bytes, *, final: bool = False) -> bytes | None:
@@ -170,101 +137,149 @@ class LiteLLMStream:
             return None
         first = stripped[:1]
         if first == b"[":
-            self._object_stream, self._record_depth = False, 2
+            self._object_stream, self._state = False, _OPEN
         elif first == b"{":
-            self._object_stream, self._record_depth = True, 1
+            self._object_stream, self._state = True, _OBJECTS
         else:
             raise BodyError("body is not a JSON array, JSON Lines or one JSON object (it must start with [ or {)")
-        self._coro = ijson.basic_parse_coro(self._events, use_float=False, multiple_values=self._object_stream)
+        self._started = True
+        if not self._record_reader:
+            self._reader = self._event_reader()
         return stripped
 
-    def _send(self, piece: bytes) -> None:
+    def _take(self, piece: bytes) -> None:
+        """A piece of body that ends where no guarded sequence can be split (RUN_BYTES)."""
         if not piece:
             return
-        try:
-            if self._object_stream:
-                # one send per line, so an error can name its line (a line is a record in ndjson)
-                start = 0
-                while (end := piece.find(b"\n", start)) != -1:
-                    self._coro.send(piece[start : end + 1])
-                    self._drain()
-                    self._line += 1
-                    start = end + 1
-                if start < len(piece):
-                    self._coro.send(piece[start:])
-            else:
-                self._coro.send(piece)
-        except BodyError:
-            raise
-        except Exception as exc:
-            raise self._body_error(exc) from None
-        self._drain()
+        if self._reader is not None:
+            self._reader.send(sanitise(piece))
+            return
+        # msgspec refuses NaN and Infinity: a record holding one goes to the event reader, and
+        # only then are they rewritten (see _hand_over), so the common case never searches for them
+        piece = sanitise(piece, non_finite=False)
+        if not piece.isascii():
+            try:
+                piece.decode("utf-8")  # a piece never ends inside a character (RUN_BYTES)
+            except UnicodeDecodeError:
+                self._hand_over()  # the event reader names the error
+                self._reader.send(non_finite_to_null(piece))
+                return
+        self._buf += piece
+        if len(self._buf) >= self._retry_at:
+            self._split(final=False)
 
-    def _body_error(self, exc: Exception) -> BodyError:
-        if isinstance(exc, ijson.JSONError):
-            # yajl's first line only: the lines after it quote the body (prompt text)
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else "malformed JSON"
-        elif isinstance(exc, UnicodeError):
-            reason = "the body is not UTF-8 text"
-        elif isinstance(exc, decimal.DecimalException | ValueError | OverflowError):
-            reason = "a number that cannot be read"
-        else:
-            reason = type(exc).__name__
-        if self._object_stream:
-            what = "JSON Lines" if self.records else "JSON"
-            return BodyError(f"body is not valid {what} at line {self._line}: {reason}")
-        return BodyError(f"body is not valid JSON after {len(self.records)} records: {reason}")
-
-    # -- events -----------------------------------------------------------------------
-    def _drain(self) -> None:
-        # The hot loop: ~850 events per 15 KB record, most of them in skipped subtrees.
-        events = self._events
-        skip = self._skip
-        nesting = _NESTING
-        for event, value in events:
-            if skip:
-                skip += nesting.get(event, 0)
+    # -- the record reader --------------------------------------------------------------
+    def _split(self, *, final: bool) -> None:
+        """Read every record complete in _buf; keep the rest (an unfinished record) for later."""
+        buf = self._buf
+        size = len(buf)
+        state = self._state
+        handover = scan = 0  # the hand-over point; where the scan is
+        while True:
+            scan = _WHITESPACE.match(buf, scan).end()
+            if scan == size:
+                break
+            byte = buf[scan]
+            if state == _OPEN and byte == _BRACKET:
+                state, scan = _FIRST, scan + 1
                 continue
-            if event == "map_key":
-                self._key = value
-            elif self._depth < self._record_depth:
-                self._skip = 0
-                self._outside_record(event)
-                skip = self._skip
-            elif event == "end_map":
-                self._depth -= 1
-                self._stack.pop()
-                if self._depth < self._record_depth:
-                    fields, self._current = self._current, None
-                    self._add(map_record(fields, self.legacy_timezone))
-            else:
-                scalar_key, children = self._stack[-1].get(self._key, _NO_NODE)
-                if event == "start_map" and children is not None and children is not _KEEP_CONTAINER:
-                    self._depth += 1
-                    self._stack.append(children)
-                elif event == "start_map" or event == "start_array":
-                    if children is _KEEP_CONTAINER:
-                        self._current[scalar_key] = True
-                    skip = 1
-                elif scalar_key is not None:
-                    self._current[scalar_key] = value
-        self._skip = skip
-        del events[:]
+            if state == _AFTER_RECORD and byte == _COMMA:
+                state, scan = _ELEMENT, scan + 1
+                continue
+            if byte == _CLOSE_BRACKET and state in (_FIRST, _AFTER_RECORD):
+                state, scan = _AFTER_ARRAY, scan + 1
+                handover = self._advance(handover, scan, state)
+                continue
+            if byte != _BRACE or state not in (_FIRST, _ELEMENT, _OBJECTS):
+                return self._hand_over(handover)  # not a record where one may start: the event reader's
+            end = self._record_end(scan)
+            if end is _INCOMPLETE:
+                if final or size - handover > MAX_RECORD_BYTES:
+                    return self._hand_over(handover)
+                break
+            if end is None or not self._read_record(bytes(buf[scan:end])):
+                return self._hand_over(handover)
+            state = _OBJECTS if self._object_stream else _AFTER_RECORD
+            scan = end
+            handover = self._advance(handover, scan, state)
+        if final and state not in (_AFTER_ARRAY, _OBJECTS):
+            return self._hand_over(handover)  # the array never closed
+        del buf[:handover]
+        # look at an unfinished record again when it has doubled (each byte is read a few times at
+        # most, however small the chunks), and as soon as it outgrows MAX_RECORD_BYTES
+        self._retry_at = min(2 * len(buf), MAX_RECORD_BYTES + 1)
 
-    def _outside_record(self, event: str) -> None:
-        """Events above the records: the body's array, or a record that is not an object."""
-        if self._depth == 0 and not self._object_stream:
-            self._depth = 1  # the body's `[`
-        elif event == "start_map":
-            self._depth += 1
-            self._stack.append(_ROOT_NODES)
-            self._current = {}
-        elif event == "end_array":
-            self._depth = 0  # the body's `]`
-        else:
+    def _advance(self, handover: int, to: int, state: int) -> int:
+        """Move the hand-over point to `to`, whose state is `state`."""
+        if self._object_stream:  # JSON Lines errors name their line
+            self._line += self._buf.count(b"\n", handover, to)
+        self._state = state
+        return to
+
+    def _record_end(self, start: int) -> object:
+        """Where the record starting at `start` ends: an offset, _INCOMPLETE, or None (malformed)."""
+        with memoryview(self._buf) as view:
+            rest = view[start:]
+            try:
+                RAW_DECODER.decode(rest)  # validates it, builds nothing
+            except msgspec.DecodeError as exc:
+                text = str(exc)
+                if text == _TRUNCATED:
+                    return _INCOMPLETE
+                match = _TRAILING.fullmatch(text)
+                # msgspec counts the first byte after the record from 1
+                end = start + int(match[1]) - 1 if match else -1
+                return end if start < end < len(view) and view[end] not in b" \t\n\r" else None
+            finally:
+                rest.release()
+            return len(view)  # the record ends at the end of what has arrived
+
+    def _read_record(self, data: bytes) -> bool:
+        """One whole record -> self.records; False when the event reader must have it and what follows."""
+        try:
+            fields = flatten(RECORD_DECODER.decode(data))
+        except msgspec.ValidationError:
+            fields = self._reread(data)  # kept fields of unusual shapes
+            if fields is None:
+                return False
+        except (msgspec.DecodeError, UnicodeError, ArithmeticError, ValueError):
+            return False  # the event reader's answer, whatever it is (the guards leave none of these)
+        self._add(map_record(fields, self.legacy_timezone))
+        return True
+
+    def _reread(self, data: bytes) -> dict | None:
+        found: list[dict | None] = []
+        reader = EventReader(object_stream=False, on_record=found.append, count=lambda: 0)
+        try:
+            reader.send(b"[" + data + b"]")
+            reader.close()
+        except BodyError:
+            return None
+        if len(found) != 1 or found[0] is None:
+            return None
+        self.reread += 1
+        return found[0]
+
+    # -- the event reader ---------------------------------------------------------------
+    def _event_reader(self, *, after_record: bool = False) -> EventReader:
+        return EventReader(object_stream=self._object_stream, on_record=self._on_fields,
+                           count=lambda: len(self.records), line=self._line, after_record=after_record)
+
+    def _hand_over(self, handover: int = 0) -> None:
+        """The rest of the body, from the hand-over point, goes to the event reader."""
+        self.handed_over = True
+        self._reader = self._event_reader(after_record=self._state == _AFTER_RECORD)
+        if self._state == _AFTER_ARRAY:
+            self._reader.send(b"[]")
+        rest = non_finite_to_null(bytes(self._buf[handover:]))  # _buf starts where no guarded sequence can
+        self._buf = bytearray()
+        self._reader.send(rest)
+
+    def _on_fields(self, fields: dict | None) -> None:
+        if fields is None:
             self._add({"_invalid": "record is not a JSON object"})
-            if event == "start_array":
-                self._skip = 1
+        else:
+            self._add(map_record(fields, self.legacy_timezone))
 
     def _add(self, record: dict) -> None:
         self.records.append(record)
@@ -272,9 +287,10 @@ class LiteLLMStream:
             raise TooManyEvents(f"more than {self.max_records} calls in one request")
 
 
-def parse_litellm_body(body: bytes, *, legacy_timezone: tzinfo = UTC, chunk_size: int = 65536) -> list[dict]:
+def parse_litellm_body(body: bytes, *, legacy_timezone: tzinfo = UTC, chunk_size: int = 65536,
+                       record_reader: bool = True) -> list[dict]:
     """A whole body -> native event dicts (the same stream the webhook reads, fed in chunks)."""
-    stream = LiteLLMStream(legacy_timezone=legacy_timezone)
+    stream = LiteLLMStream(legacy_timezone=legacy_timezone, record_reader=record_reader)
     view = memoryview(body)
     for start in range(0, len(body), chunk_size):
         stream.feed(bytes(view[start : start + chunk_size]))

@@ -28,6 +28,7 @@ META_KEYS = (
     "team_id",
     "team_alias",
 )
+_META_FLAT = tuple((key, f"metadata.{key}") for key in META_KEYS)  # how the readers keep them
 
 
 def map_record(rec: dict[str, Any], legacy_timezone: tzinfo = UTC) -> dict:
@@ -43,7 +44,7 @@ def map_record(rec: dict[str, Any], legacy_timezone: tzinfo = UTC) -> dict:
         usage = _legacy_usage(rec.get("usage"))
         params = _legacy_dict(rec.get("modelParameters"))
     else:
-        meta = {key[9:]: value for key, value in rec.items() if key.startswith("metadata.")}
+        meta = {key: rec[flat] for key, flat in _META_FLAT if flat in rec}
         usage = None
         params = {"user": rec.get("model_parameters.user")}
 
