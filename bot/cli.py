@@ -40,6 +40,9 @@ def main(argv: list[str] | None = None) -> int:
     dig.add_argument("--dry-run", action="store_true", help="print the text and Block Kit JSON instead of posting")
     rep = sub.add_parser("reprice", help="price stored events again (unpriced ones, or --all)")
     rep.add_argument("--all", action="store_true", help="also re-price events already priced (not source-priced)")
+    from bot.providers.cli import add_parsers as add_source_parsers
+
+    add_source_parsers(sub)  # sources status|sync, reconcile (bot/providers/cli.py)
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
 
@@ -72,6 +75,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "reprice":
             migrate(settings)
             return asyncio.run(reprice(settings, include_priced=args.all))
+        if args.command in ("sources", "reconcile"):
+            from bot.providers.cli import run as run_sources
+
+            migrate(settings)
+            return asyncio.run(run_sources(settings, args))
     except (ConfigError, CommandError) as exc:
         print(f"tokenbot: {exc}", file=sys.stderr)
         return 2

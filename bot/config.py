@@ -31,6 +31,7 @@ from bot.config_values import (
     _user_ids,
     _zone,
 )
+from bot.providers.settings import SourcesConfig, leaderboard_table, parse_sources, with_environment
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./tokenbot.db"
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
@@ -102,6 +103,8 @@ class Settings:
     statement_timeout_seconds: float = 120.0  # PostgreSQL statement_timeout for the process's sessions
     retention_raw_days: int = 400  # [retention] raw_days: raw events kept this long; rollups forever
     fold_interval_seconds: float = 0.5  # [ledger] fold_interval_seconds: rollups trail events by about this
+    # [sources.*], [reconcile], leaderboard.show_output and the admin keys (SPEC 10; bot/providers/settings.py)
+    sources: SourcesConfig = field(default_factory=SourcesConfig)
 
     def require_slack(self, *, http_mode: bool) -> None:
         """`serve` needs Slack credentials; other commands don't."""
@@ -170,6 +173,7 @@ def load_settings(environ: dict[str, str] | None = None, *, read_dotenv: bool = 
     values["config_path"] = config_path
     if config_path is not None:
         values.update(_parse_toml(config_path))
+    values["sources"] = with_environment(values.get("sources") or SourcesConfig(), env)
     return Settings(**values)
 
 
@@ -199,7 +203,7 @@ def _parse_toml(path: Path) -> dict[str, Any]:
 
 def _toml_values(data: dict[str, Any]) -> dict[str, Any]:
     known = {"timezone", "admins", "leaderboard", "budgets", "approvals", "identities", "digests", "pricing",
-             "litellm", "retention", "ledger"}
+             "litellm", "retention", "ledger", "sources", "reconcile"}
     for key in data:
         if key not in known:
             raise ConfigError(f"{key}: unknown setting (known: {', '.join(sorted(known))})")
@@ -208,8 +212,14 @@ def _toml_values(data: dict[str, Any]) -> dict[str, Any]:
         out["timezone"] = _zone(data["timezone"])
     if "admins" in data:
         out["admins"] = tuple(_user_ids("admins", data["admins"]))
-    if "leaderboard" in data:
+    show_output = False
+    if isinstance(data.get("leaderboard"), dict):  # [leaderboard] privacy = "names", show_output = true
+        privacy, show_output = leaderboard_table(data["leaderboard"])
+        if privacy is not None:
+            out["leaderboard"] = _choice("leaderboard.privacy", privacy, PRIVACY_MODES)
+    elif "leaderboard" in data:
         out["leaderboard"] = _choice("leaderboard", data["leaderboard"], PRIVACY_MODES)
+    out["sources"] = parse_sources(data, {}, show_output=show_output)
 
     budgets = _table("budgets", data.get("budgets", {}))
     if "default_monthly_usd" in budgets:

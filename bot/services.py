@@ -71,6 +71,8 @@ class Services:
     tokens_words: dict[str, Callable[[Any], Awaitable[Any]]] = field(default_factory=dict)
     # async (services, user_id) -> Block Kit blocks, shown under the card in the App Home
     home_sections: list[Callable[[Services, str], Awaitable[list[dict[str, Any]]]]] = field(default_factory=list)
+    # async (services) -> lines for `tokenbot sources status` beside the sources (enforcers add theirs)
+    status_lines: list[Callable[[Services], Awaitable[list[str]]]] = field(default_factory=list)
 
     async def close(self, *, grace_seconds: float = 5.0) -> None:
         """Let background work (alert DMs, message updates, listeners) finish briefly, then release

@@ -22,6 +22,8 @@ from bot.data_check import data_check_section
 from bot.digests.jobs import digest_jobs
 from bot.maintenance import ledger_jobs
 from bot.outbox import outbox_jobs
+from bot.providers.commands import reconcile_command
+from bot.providers.sync import source_jobs
 from bot.scheduler import JobSpec, start_scheduler, stop_scheduler
 from bot.services import Services, create_services
 
@@ -30,6 +32,7 @@ def tokens_words() -> dict[str, Word]:
     return {
         "request": approval_commands.request_command,
         "admin audit": approval_commands.audit_command,
+        "admin reconcile": reconcile_command,
     }
 
 
@@ -42,7 +45,13 @@ def install_ingest_hooks(services: Services) -> None:
 
 
 def scheduled_jobs(services: Services) -> list[JobSpec]:
-    return [*digest_jobs(services), *approval_jobs(services), *outbox_jobs(services), *ledger_jobs(services)]
+    return [*digest_jobs(services), *approval_jobs(services), *outbox_jobs(services), *ledger_jobs(services),
+            *source_jobs(services)]
+
+
+def status_lines() -> list:
+    """Lines `tokenbot sources status` prints after the sources: `async (services) -> list[str]` (enforcers)."""
+    return []
 
 
 def build_services(settings: Settings, *, clock: Clock | None = None, with_slack: bool = True) -> Services:
@@ -50,6 +59,7 @@ def build_services(settings: Settings, *, clock: Clock | None = None, with_slack
     services = create_services(settings, clock=clock, with_slack=with_slack)
     services.tokens_words.update(tokens_words())
     services.home_sections.extend(home_sections())
+    services.status_lines.extend(status_lines())
     install_ingest_hooks(services)
     return services
 

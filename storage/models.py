@@ -381,3 +381,93 @@ class Setting(Base):
     __tablename__ = "settings"
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(Text, nullable=False)
+
+
+# --------------------------------------------------------------------------- provider sources (SPEC 10)
+
+class SourceState(Base):
+    """A provider source's pull state per endpoint (`endpoint = "*"` holds the source's lease).
+
+    `cursor` is where the next poll starts before the open-bucket window is re-read;
+    `key_alerted_at` keeps the "admin key refused" DM to one per outage (migration 0005_sources).
+    """
+
+    __tablename__ = "source_state"
+    source: Mapped[str] = mapped_column(String(20), primary_key=True)
+    endpoint: Mapped[str] = mapped_column(String(40), primary_key=True)
+    cursor: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_poll_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_success_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    errors: Mapped[int] = mapped_column(Integer, nullable=False, default=0, server_default="0")
+    notes: Mapped[str | None] = mapped_column(Text)
+    lease_owner: Mapped[str | None] = mapped_column(String(100))
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    key_alerted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class ProviderBucket(Base):
+    """One provider usage bucket as last seen (provider, endpoint, start, group keys): its figures,
+    what it cost, and how many ledger rows (`revision`) carry it. A re-polled bucket with other
+    figures adds a ledger row of the difference (`<bucket_id>#r<revision>`)."""
+
+    __tablename__ = "provider_buckets"
+    bucket_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    source: Mapped[str] = mapped_column(String(20), nullable=False)
+    day: Mapped[date] = mapped_column(Date, nullable=False)  # UTC day of the bucket's start
+    project: Mapped[str | None] = mapped_column(String(200))
+    model: Mapped[str] = mapped_column(String(200), nullable=False)
+    input_tokens: Mapped[int] = _tokens()
+    cached_input_tokens: Mapped[int] = _tokens()
+    output_tokens: Mapped[int] = _tokens()
+    cost_usd: Mapped[Decimal] = _money()
+    unpriced: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    counted: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
+    revision: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    figures: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+
+    __table_args__ = (Index("ix_provider_buckets_source_day", "source", "day"),)
+
+
+class ProviderCost(Base):
+    """The bill side: a provider's daily cost per project (workspace) and line item, as it says."""
+
+    __tablename__ = "provider_costs"
+    source: Mapped[str] = mapped_column(String(20), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)  # UTC day
+    project: Mapped[str] = mapped_column(String(200), primary_key=True)  # "" when none
+    line_item: Mapped[str] = mapped_column(String(200), primary_key=True)
+    amount_usd: Mapped[Decimal] = _money()
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+
+
+class ProviderUser(Base):
+    """A provider's user id and email (OpenAI's organization users), for attribution."""
+
+    __tablename__ = "provider_users"
+    source: Mapped[str] = mapped_column(String(20), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    email: Mapped[str | None] = mapped_column(String(320))
+    name: Mapped[str | None] = mapped_column(String(200))
+
+
+class ClaudeCodeDay(Base):
+    """Claude Code per actor (email or API key) per UTC day: tokens and estimated cost, and output.
+    Not spend in the ledger (the same calls are in the messages usage and the invoice)."""
+
+    __tablename__ = "claude_code_days"
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    actor: Mapped[str] = mapped_column(String(320), primary_key=True)
+    user_key: Mapped[str] = mapped_column(String(320), nullable=False)
+    sessions: Mapped[int] = _tokens()
+    lines_added: Mapped[int] = _tokens()
+    lines_removed: Mapped[int] = _tokens()
+    commits: Mapped[int] = _tokens()
+    pull_requests: Mapped[int] = _tokens()
+    tokens: Mapped[int] = _tokens()
+    estimated_cost_usd: Mapped[Decimal] = _money()
+    models: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+
+    __table_args__ = (Index("ix_claude_code_days_user_key_day", "user_key", "day"),)
