@@ -12,7 +12,7 @@ from decimal import Decimal
 import pytest_asyncio
 
 from bot.providers.sync import SourceSync
-from tests.fakes.provider_admin import FakeAdminAPIs, completion, hour, sources_for, this_hour
+from tests.fakes.provider_admin import FakeAdminAPIs, completion, hour, message, sources_for, this_hour
 from tests.test_rollups_property import assert_rollups_match_raw
 
 
@@ -47,7 +47,8 @@ def _money(value) -> Decimal:
 async def test_openai_buckets_priced_attributed_and_a_grown_bucket_moves_rollups_by_the_difference(
         make_bot, fake_admin):
     fake_admin.openai_users = [{"id": "user-alice", "email": "alice@acme.test", "name": "Alice"}]
-    fake_admin.openai_usage["completions"][hour(this_hour(3))] = [completion()]
+    grown = hour(this_hour(3))  # read once: a test running across an hour boundary keeps its buckets
+    fake_admin.openai_usage["completions"][grown] = [completion()]
     fake_admin.openai_usage["completions"][hour(this_hour(2))] = [completion(user=None, key="key_ci", cached=0)]
     bot = await make_bot(sources=sources_for(fake_admin), identities={"alice@acme.test": "U0ALICE"})
 
@@ -59,7 +60,7 @@ async def test_openai_buckets_priced_attributed_and_a_grown_bucket_moves_rollups
     assert spend["key_ci"] == Decimal("3.5")  # no user: the key names the unlinked spend
     await assert_rollups_match_raw(bot.services.db)
 
-    fake_admin.openai_usage["completions"][hour(this_hour(3))] = [completion(output=200_000)]  # it grew
+    fake_admin.openai_usage["completions"][grown] = [completion(output=200_000)]  # it grew
     [again] = await syncer(bot).run("openai")
     assert (again.new, again.changed, again.unchanged) == (0, 1, 1)
     assert (await ledger(bot))["U0ALICE"] == Decimal("4.25")
@@ -68,3 +69,149 @@ async def test_openai_buckets_priced_attributed_and_a_grown_bucket_moves_rollups
     [third] = await syncer(bot).run("openai")
     assert (third.new, third.changed, third.ledger_rows) == (0, 0, 0)
     assert len(await bot.sql("SELECT event_id FROM usage_events")) == 3  # two buckets, one difference row
+
+
+async def test_anthropic_cache_writes_cost_report_in_cents_and_claude_code_days(make_bot, fake_admin):
+    from datetime import UTC, datetime
+
+    from tests.fakes.provider_admin import claude_code_row
+
+    today = datetime.now(UTC).date()
+    fake_admin.anthropic_usage[hour(this_hour(2))] = [message()]
+    fake_admin.anthropic_costs[today] = [{"workspace_id": "wrkspc_eng", "description": "Claude Sonnet 4.5 usage",
+                                          "amount": "1555.0000"}]  # cents: $15.55, $1 over the usage
+    fake_admin.claude_code[today] = [claude_code_row(today, "bob@acme.test", sessions=4, added=900, removed=120,
+                                                     commits=6, prs=2, cost_cents="1455")]
+    bot = await make_bot(sources=sources_for(fake_admin), identities={"apikey_bob": "U0BOB",
+                                                                       "bob@acme.test": "U0BOB"})
+    [report] = await syncer(bot).run("anthropic")
+    assert report.ok, report.errors
+    assert (await ledger(bot))["U0BOB"] == Decimal("14.55")
+    assert report.claude_code == 1
+    costs = await bot.sql("SELECT project, line_item, amount_usd FROM provider_costs WHERE source = 'anthropic'")
+    assert [(p, item, _money(a)) for p, item, a in costs] == [("wrkspc_eng", "Claude Sonnet 4.5 usage",
+                                                               Decimal("15.55"))]
+    cc = await bot.sql("SELECT actor, user_key, sessions, commits, pull_requests, lines_added FROM claude_code_days")
+    assert cc == [("bob@acme.test", "U0BOB", 4, 6, 2, 900)]
+    # Claude Code's estimated cost is not spend: the same calls are in the messages usage
+    assert len(await bot.sql("SELECT 1 FROM usage_events")) == 1
+
+    from bot.providers.reconcile import reconcile_month
+    rec = await reconcile_month(bot.services)
+    [total] = rec.totals
+    assert (total.ledger, total.bill, total.drift) == (Decimal("14.55"), Decimal("15.55"), Decimal("-1"))
+    assert [r.project for r in rec.over] == ["wrkspc_eng"]  # 6.4% over the 1% tolerance
+
+
+async def test_429_and_500_are_retried_honouring_retry_after(make_bot, fake_admin):
+    fake_admin.anthropic_usage[hour(this_hour(1))] = [message()]
+    fake_admin.failures = [(429, "0.01"), (500, None), (503, None)]
+    waits: list[float] = []
+
+    async def record(seconds: float) -> None:
+        waits.append(seconds)
+
+    bot = await make_bot(sources=sources_for(fake_admin))
+    [report] = await SourceSync(bot.services, base_seconds=0.001, sleep=record).run("anthropic")
+    assert report.ok, report.errors
+    assert report.new == 1
+    assert len(waits) == 3 and 0.01 <= waits[0] < 0.02  # the retry-after, then our own backoff
+
+
+async def test_a_refused_key_tells_the_admins_once_and_stays_in_the_status(make_bot, fake_admin, fake_slack, caplog):
+    from bot.providers.commands import status_text
+
+    fake_slack.add_user("U0ADMIN", name="admin", is_admin=True)
+    bot = await make_bot(sources=sources_for(fake_admin, openai_key="sk-admin-revoked"), admins=("U0ADMIN",))
+    for _ in range(3):
+        [report] = await syncer(bot).run("openai")
+        assert not report.ok
+    dms = [c for c in fake_slack.calls_to("chat.postMessage") if c.args.get("channel") == "U0ADMIN"]
+    assert len(dms) == 1 and "OPENAI_ADMIN_KEY" in dms[0].args["text"]
+    assert sum("admin key was refused" in r.getMessage() for r in caplog.records) == 1  # no log flood
+    assert "ADMIN KEY REFUSED" in await status_text(bot.services)
+
+    # a good key again: the next outage is told again
+    fixed = await make_bot(sources=sources_for(fake_admin), admins=("U0ADMIN",))
+    [ok] = await syncer(fixed).run("openai")
+    assert ok.ok, ok.errors
+    assert "ADMIN KEY REFUSED" not in await status_text(fixed.services)
+
+
+async def test_a_poll_that_dies_halfway_resumes_and_counts_nothing_twice(make_bot, fake_admin):
+    for h in range(1, 7):  # six hours, two a page: three pages
+        fake_admin.openai_usage["completions"][hour(this_hour(h))] = [completion(output=100_000 * h)]
+    fake_admin.failures = [None, None, *([(500, None)] * 5)]  # users, page 1, then page 2 fails for good
+    bot = await make_bot(sources=sources_for(fake_admin))
+    [first] = await syncer(bot).run("openai")
+    assert not first.ok and first.new == 2
+    cursor = await bot.sql("SELECT cursor FROM source_state WHERE source = 'openai' AND endpoint = 'completions'")
+    assert cursor == [(None,)]  # the window is not done: the cursor stays
+
+    [second] = await syncer(bot).run("openai")
+    assert second.ok, second.errors
+    assert (second.new, second.unchanged) == (4, 2)
+    expected = sum(Decimal("2.25") + Decimal("1") * h for h in range(1, 7))  # input $2.25 + output $1 per 100K
+    assert sum((await ledger(bot)).values()) == expected
+    await assert_rollups_match_raw(bot.services.db)
+
+
+async def test_the_lease_keeps_a_second_process_off_the_same_window(make_bot, fake_admin):
+    from storage import sources_repo
+
+    fake_admin.openai_usage["completions"][hour(this_hour(1))] = [completion()]
+    bot = await make_bot(sources=sources_for(fake_admin))
+    async with bot.services.db.write_connection() as conn:
+        await sources_repo.ensure_state(conn, "openai", ["completions"])
+        assert await sources_repo.take_lease(conn, "openai", "other-process", bot.services.clock.now(), 600)
+    [report] = await syncer(bot).run("openai")
+    assert report.busy and report.new == 0
+    assert fake_admin.requests == []
+
+
+async def test_unknown_model_clock_ahead_and_a_closed_month(make_bot, fake_admin):
+    from datetime import timedelta
+
+    from bot.clock import month_first_day, month_key
+
+    last_month = this_hour(0).replace(day=1, hour=10) - timedelta(days=3)
+    fake_admin.openai_usage["completions"][hour(this_hour(1))] = [completion(model="acme-secret-9")]
+    fake_admin.openai_usage["completions"][hour(this_hour(-2))] = [completion()]  # two hours ahead of us
+    fake_admin.openai_usage["completions"][hour(last_month)] = [completion()]
+    fake_admin.clock_ahead = True
+    bot = await make_bot(sources=sources_for(fake_admin, backfill_days=40))
+    [report] = await syncer(bot).run("openai")
+    assert report.ok, report.errors
+    assert report.ahead == 1 and report.new == 2
+    assert month_key(bot.services.clock.local_day(last_month)) in report.late_months
+    unpriced = await bot.sql("SELECT model FROM usage_events WHERE unpriced")
+    assert unpriced == [("acme-secret-9",)]
+
+    from storage import queries
+    today = bot.services.clock.today()
+    async with bot.services.db.session() as session:
+        named = await queries.unpriced_models(session, month_first_day(today), today)
+    assert [m for m, *_ in named] == ["acme-secret-9"]
+    await assert_rollups_match_raw(bot.services.db)
+
+
+async def test_count_none_keeps_the_bill_side_only_and_overlap_is_warned(make_bot, fake_admin):
+    from datetime import UTC, datetime
+
+    from bot.providers.commands import status_text
+    from tests.conftest import event
+
+    fake_admin.openai_usage["completions"][hour(this_hour(2))] = [completion()]
+    fake_admin.openai_costs[datetime.now(UTC).date()] = [{"project_id": "proj_app", "line_item": "gpt-4o, input",
+                                                          "amount": Decimal("3.25")}]
+    bot = await make_bot(sources=sources_for(fake_admin, openai_count="none"))
+    [report] = await syncer(bot).run("openai")
+    assert report.ok and report.new == 1 and report.ledger_rows == 0
+    assert await bot.sql("SELECT COUNT(*) FROM usage_events") == [(0,)]
+    assert len(await bot.sql("SELECT 1 FROM provider_costs")) == 1
+
+    status, _ = await bot.post_usage([event("gw-1", provider="openai")])
+    assert status == 200
+    assert "counted twice" not in await status_text(bot.services)  # count = "none": nothing doubled
+    counting = await make_bot(sources=sources_for(fake_admin))
+    assert "counted twice" in await status_text(counting.services)

@@ -5,6 +5,8 @@ Prices (bot/pricing.py: configured overrides, then genai-prices):
   the cache-read rate, the rest (cache writes included: OpenAI bills them as input) at the input rate.
 - Anthropic: uncached input at the input rate, cache reads at the cache-read rate, 5-minute cache
   writes at 1.25x and 1-hour cache writes at 2x the input rate (Anthropic's published multipliers).
+- Buckets sum many calls: long-context tiers apply only to Anthropic buckets whose
+  `context_window` is "200k-1M" (OpenAI's usage API does not say; its base rates are used).
 - Batch (OpenAI `batch = true`, Anthropic `service_tier = "batch"`): half price.
 - A model with no known price is stored unpriced (cost 0, flagged) and named in Data to check.
 
@@ -27,6 +29,7 @@ from storage.types import quantize_money
 CACHE_WRITE_5M = Decimal("1.25")
 CACHE_WRITE_1H = Decimal(2)
 BATCH = Decimal("0.5")
+LONG_CONTEXT = 200_001  # input tokens of one call in a "200k-1M" bucket, for the tier lookup
 MAX_ID = 200
 
 
@@ -34,6 +37,8 @@ def bucket_id(source: str, record: dict) -> str:
     parts = [source, record["endpoint"], str(int(record["start"].timestamp())), record.get("project") or "-",
              record.get("user") or "-", record.get("api_key") or "-", record["model"],
              "b" if record.get("batch") else "-", record.get("service_tier") or "-"]
+    if record.get("context_window"):
+        parts.append(record["context_window"])
     text = ":".join(parts)
     if len(text) <= MAX_ID:
         return text
@@ -46,12 +51,15 @@ def price_record(pricer: Pricer, source: str, record: dict) -> tuple[Decimal, st
     card = pricer.rate_card(model, source, moment)
     if card is None:
         return Decimal(0), "unpriced", True
+    # a bucket sums many calls: a long-context tier applies only where the provider says the calls
+    # were long (Anthropic's context_window "200k-1M"), never because the bucket's sum is large
+    size = LONG_CONTEXT if str(record.get("context_window") or "").startswith("200k") else 0
     writes = record.get("cw5m", 0) + record.get("cw1h", 0)
-    cost = card.cost(record["input"] - writes, record["cached"], record["output"])
-    if writes:
-        rate = card.input.at(record["input"])
-        cost += (record.get("cw5m", 0) * rate * CACHE_WRITE_5M
-                 + record.get("cw1h", 0) * rate * CACHE_WRITE_1H) / MILLION
+    cached_rate = card.cached_input or card.input
+    cost = ((record["input"] - writes - record["cached"]) * card.input.at(size)
+            + record["cached"] * cached_rate.at(size) + record["output"] * card.output.at(size)
+            + record.get("cw5m", 0) * card.input.at(size) * CACHE_WRITE_5M
+            + record.get("cw1h", 0) * card.input.at(size) * CACHE_WRITE_1H) / MILLION
     if record.get("batch"):
         cost *= BATCH
     return quantize_money(cost), card.source + (" (batch)" if record.get("batch") else ""), False

@@ -38,6 +38,7 @@ class FakeAdminAPIs:
     failures: list[tuple[int, str | None] | None] = field(default_factory=list)
     requests: list[tuple[str, dict]] = field(default_factory=list)
     refused: int = 0
+    clock_ahead: bool = False  # answer buckets past the `end_time` asked for (a provider whose clock runs ahead)
     url: str = ""
     _runner: web.AppRunner | None = None
 
@@ -96,7 +97,8 @@ class FakeAdminAPIs:
             return refused
         q = request.query
         table = self.openai_usage.get(request.match_info["endpoint"], {})
-        hours = [h for h in sorted(table) if int(q["start_time"]) <= h < int(q.get("end_time", 2**40))]
+        end = 2**40 if self.clock_ahead else int(q.get("end_time", 2**40))
+        hours = [h for h in sorted(table) if int(q["start_time"]) <= h < end]
         return self._paged(hours, q.get("page"), lambda h: {
             "object": "bucket", "start_time": h, "end_time": h + 3600, "results": table[h]})
 
@@ -104,12 +106,11 @@ class FakeAdminAPIs:
         if (refused := self._gate(request, True)) is not None:
             return refused
         q = request.query
-        start = datetime.fromtimestamp(int(q["start_time"]), UTC).date()
-        end = datetime.fromtimestamp(int(q.get("end_time", 2**33)), UTC).date()
-        days = [d for d in sorted(self.openai_costs) if start <= d < end or (d == start)]
+        start, end = int(q["start_time"]), int(q.get("end_time", 2**40))
+        days = [d for d in sorted(self.openai_costs) if start <= _day_epoch(d) < end]
 
         def bucket(d: date) -> dict:
-            epoch = int(datetime(d.year, d.month, d.day, tzinfo=UTC).timestamp())
+            epoch = _day_epoch(d)
             return {"object": "bucket", "start_time": epoch, "end_time": epoch + 86400, "results": [
                 {"object": "organization.costs.result", "amount": {"value": r["amount"], "currency": "usd"},
                  "line_item": r.get("line_item"), "project_id": r.get("project_id")} for r in self.openai_costs[d]]}
@@ -143,8 +144,9 @@ class FakeAdminAPIs:
         if (refused := self._gate(request, False)) is not None:
             return refused
         q = request.query
-        start = datetime.fromtimestamp(_epoch(q["starting_at"]), UTC).date()
-        days = [d for d in sorted(self.anthropic_costs) if d >= start]
+        start = _epoch(q["starting_at"])
+        end = _epoch(q["ending_at"]) if "ending_at" in q else 2**40
+        days = [d for d in sorted(self.anthropic_costs) if start <= _day_epoch(d) < end]
 
         def bucket(d: date) -> dict:
             epoch = int(datetime(d.year, d.month, d.day, tzinfo=UTC).timestamp())
@@ -181,6 +183,10 @@ def _default(value: Any) -> Any:
 
 def _epoch(text: str) -> int:
     return int(datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp())
+
+
+def _day_epoch(day: date) -> int:
+    return int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp())
 
 
 def _iso(epoch: int) -> str:

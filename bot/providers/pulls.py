@@ -32,7 +32,7 @@ from bot.providers.admin_http import (
 OPENAI_USAGE = ("completions", "embeddings")
 OPENAI_GROUPS = {"completions": ["project_id", "user_id", "api_key_id", "model", "batch"],
                  "embeddings": ["project_id", "user_id", "api_key_id", "model"]}
-ANTHROPIC_GROUPS = ["api_key_id", "workspace_id", "model", "service_tier"]
+ANTHROPIC_GROUPS = ["api_key_id", "workspace_id", "model", "service_tier", "context_window"]
 HOURLY_LIMIT = 168  # buckets per page at bucket_width=1h (both providers' maximum)
 
 
@@ -193,7 +193,8 @@ def _anthropic_record(started: datetime, r: dict) -> dict:
     return {"endpoint": "messages", "start": started, "project": r.get("workspace_id"), "user": None,
             "api_key": r.get("api_key_id"), "model": r.get("model") or "claude-unknown",
             "batch": r.get("service_tier") == "batch", "service_tier": r.get("service_tier"),
-            "input": uncached + read + cw5m + cw1h, "cached": read, "cw5m": cw5m, "cw1h": cw1h,
+            "context_window": r.get("context_window"), "input": uncached + read + cw5m + cw1h, "cached": read,
+            "cw5m": cw5m, "cw1h": cw1h,
             "output": _int(r.get("output_tokens")), "requests": 0, "extra": _plain(extra)}
 
 
