@@ -31,6 +31,7 @@ from bot.clock import month_first_day, month_key, month_last_day
 from bot.config import Settings
 from bot.identities import is_slack_user_id
 from bot.people import display_names, fetch_person
+from bot.providers.output import month_output, output_by_person, per_dollar
 from bot.services import Services
 from bot.views.card import BudgetFigures, BudgetView, CardView, ModelLine, PendingView, PeriodFigures, card_text
 from bot.views.format import day, weekday
@@ -120,6 +121,7 @@ async def build_card(services: Services, user_id: str) -> CardView:
         previous_week_usd=sum((t.cost_usd for d, t in days.items() if before_first <= d < week_first), Decimal(0)),
         pending=await _pending(services, pending),
         linked_ids=tuple(sorted(set(linked))),
+        output=await month_output(services, user_id),
     )
 
 
@@ -174,6 +176,7 @@ async def build_leaderboard(
             board = await queries.standings(session, caller, top, first=first, last=last)
         keys = {caller} if privacy == "anonymous" else {r.key for _, r in board.rows}
         names = await queries.names_of(session, (k for k in keys if is_slack_user_id(k)))
+    outputs = await output_by_person(services, first, last) if services.settings.sources.show_output else {}
 
     def row(rank: int | None, key: str, totals: Measures) -> LeaderRow:
         visible = key in keys
@@ -185,6 +188,7 @@ async def build_leaderboard(
             is_caller=key == caller,
             tokens=totals.tokens,
             cost_usd=totals.cost_usd,
+            output=per_dollar(outputs.get(key), totals.cost_usd) if visible else None,
         )
 
     rows = tuple(row(rank, r.key, r.totals) for rank, r in board.rows)

@@ -7,6 +7,7 @@ from __future__ import annotations
 from bot.clock import month_first_day, month_key
 from bot.identities import is_slack_user_id
 from bot.people import is_admin
+from bot.providers.commands import drift_over_tolerance
 from bot.services import Services
 from bot.views.data_check import DataCheckView, data_check_blocks
 from storage import queries
@@ -24,5 +25,7 @@ async def data_check_section(services: Services, user_id: str) -> list[dict]:
         month_label=f"{today:%B}",
         unlinked=tuple((r.key, r.totals.cost_usd, r.totals.tokens) for r in unlinked if not is_slack_user_id(r.key)),
         unpriced=tuple(unpriced),
+        drift=await drift_over_tolerance(services),
+        tolerance_pct=services.settings.sources.tolerance_pct,
     )
     return data_check_blocks(view)

@@ -266,25 +266,15 @@ class Output:
     days: int = 0
 
 
-async def output_by_user(session: AsyncSession, first: date, last: date,
-                         user_keys: Sequence[str] | None = None) -> dict[str, Output]:
-    """Claude Code output per user key over [first, last] (UTC days)."""
+async def output_by_actor(session: AsyncSession, first: date, last: date) -> list[tuple[str, str, Output]]:
+    """(actor, user_key stored at pull time, Claude Code output) over [first, last] (UTC days)."""
     t = ClaudeCodeDay.__table__
-    query = (select(t.c.user_key, func.sum(t.c.sessions), func.sum(t.c.lines_added), func.sum(t.c.lines_removed),
-                    func.sum(t.c.commits), func.sum(t.c.pull_requests), func.sum(t.c.estimated_cost_usd),
-                    func.count())
-             .where(t.c.day >= first, t.c.day <= last).group_by(t.c.user_key))
-    if user_keys is not None:
-        query = query.where(t.c.user_key.in_(list(user_keys)))
-    out = {}
-    for r in await session.execute(query):
-        out[r[0]] = Output(*(int(v or 0) for v in r[1:6]), Decimal(r[6] or 0), int(r[7]))
-    return out
-
-
-async def relink_claude_code(conn, actor: str, user_key: str) -> None:
-    t = ClaudeCodeDay.__table__
-    await conn.execute(update(t).where(t.c.actor == actor, t.c.user_key != user_key).values(user_key=user_key))
+    query = (select(t.c.actor, t.c.user_key, func.sum(t.c.sessions), func.sum(t.c.lines_added),
+                    func.sum(t.c.lines_removed), func.sum(t.c.commits), func.sum(t.c.pull_requests),
+                    func.sum(t.c.estimated_cost_usd), func.count())
+             .where(t.c.day >= first, t.c.day <= last).group_by(t.c.actor, t.c.user_key))
+    return [(r[0], r[1], Output(*(int(v or 0) for v in r[2:7]), Decimal(r[7] or 0), int(r[8])))
+            for r in await session.execute(query)]
 
 
 async def bucket_counts(session: AsyncSession) -> dict[str, tuple[int, int, date | None]]:

@@ -27,6 +27,14 @@ def reconcile_view(rec: Reconciliation) -> ReconcileView:
                          tuple(line(t) for t in rec.totals), len(rec.over))
 
 
+async def drift_over_tolerance(services: Services) -> tuple[DriftLine, ...]:
+    """This month's day·project rows over `reconcile.tolerance_pct`, largest first (Data to check, digests)."""
+    if not services.settings.sources.enabled():
+        return ()
+    view = reconcile_view(await reconcile_month(services))
+    return tuple(line for line in view.rows if line.over)
+
+
 async def reconcile_command(invocation) -> object:
     """`/tokens admin reconcile [YYYY-MM]` (admins only)."""
     services = invocation.services

@@ -70,6 +70,25 @@ class PendingView:
 
 
 @dataclass(frozen=True)
+class OutputFigures:
+    """Claude Code this month (SPEC 10): what the tokens produced, and its estimated cost."""
+
+    sessions: int = 0
+    lines_added: int = 0
+    lines_removed: int = 0
+    commits: int = 0
+    pull_requests: int = 0
+    estimated_cost_usd: Decimal = Decimal(0)
+
+    def line(self) -> str:
+        parts = [f"{self.sessions:,} sessions", f"{self.commits:,} commits", f"{self.pull_requests:,} PRs",
+                 f"+{self.lines_added:,}/−{self.lines_removed:,} lines"]
+        if self.pull_requests:
+            parts.append(f"{money(self.estimated_cost_usd / self.pull_requests)} per PR")
+        return " · ".join(parts)
+
+
+@dataclass(frozen=True)
 class CardView:
     user_id: str
     name: str | None
@@ -85,6 +104,7 @@ class CardView:
     previous_week_usd: Decimal  # the 7 days before `week`
     pending: PendingView | None
     linked_ids: tuple[str, ...] = field(default=())
+    output: OutputFigures | None = None  # Claude Code this month, where the Anthropic source pulls it
 
     @property
     def periods(self) -> tuple[PeriodFigures, ...]:
@@ -230,6 +250,10 @@ def card_blocks(view: CardView, *, title: str = "Your AI spend", with_button: bo
     if view.linked_ids:
         notes.append("includes spend sent as " + ", ".join(f"`{escape(i)}`" for i in view.linked_ids[:5]))
     blocks.append(context(" · ".join(notes)))
+    if view.output is not None:
+        blocks.append(section(f"*Claude Code this month*\n{view.output.line()}"))
+        blocks.append(context(f"Estimated by Anthropic: {money(view.output.estimated_cost_usd)}, already in "
+                              "your spend above, not added twice"))
     if view.pending is not None:
         blocks.append(section(f":hourglass_flowing_sand: {pending_line(view.pending, slack=True)}"))
     elif with_button:
@@ -260,6 +284,8 @@ def card_text(view: CardView, *, title: str = "Your AI spend") -> str:
         lines.append(f"  {models}")
     if (raised := raises_line(b)) is not None:
         lines.append(f"  {raised}")
+    if view.output is not None:
+        lines.append(f"  Claude Code this month: {view.output.line()}")
     if view.pending is not None:
         lines.append(pending_line(view.pending, slack=False))
     else:

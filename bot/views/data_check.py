@@ -8,6 +8,7 @@ from decimal import Decimal
 
 from bot.views.blocks import Block, clip, context, escape, header, long_text_sections
 from bot.views.format import money, plural, tokens
+from bot.views.reconcile import DriftLine, drift_line_text
 
 ROWS_SHOWN = 10
 
@@ -17,10 +18,12 @@ class DataCheckView:
     month_label: str  # "November"
     unlinked: tuple[tuple[str, Decimal, int], ...]  # (id, cost, tokens) this month, largest first
     unpriced: tuple[tuple[str, int, int], ...]  # (model, calls, tokens) this month
+    drift: tuple[DriftLine, ...] = ()  # ledger vs provider bill over the tolerance this month (SPEC 10)
+    tolerance_pct: Decimal = Decimal(1)
 
     @property
     def empty(self) -> bool:
-        return not self.unlinked and not self.unpriced
+        return not self.unlinked and not self.unpriced and not self.drift
 
 
 def data_check_blocks(view: DataCheckView) -> list[Block]:
@@ -43,5 +46,11 @@ def data_check_blocks(view: DataCheckView) -> list[Block]:
                   for model, calls, count in view.unpriced[:ROWS_SHOWN]]
         if len(view.unpriced) > ROWS_SHOWN:
             lines.append(f"…and {len(view.unpriced) - ROWS_SHOWN} more")
+    if view.drift:
+        lines.append(f"*The ledger and the provider bill disagree* by more than {view.tolerance_pct}% on "
+                     f"{plural(len(view.drift), 'day')} in {view.month_label}: see `/tokens admin reconcile`.")
+        lines += [drift_line_text(line) for line in view.drift[:ROWS_SHOWN]]
+        if len(view.drift) > ROWS_SHOWN:
+            lines.append(f"…and {len(view.drift) - ROWS_SHOWN} more")
     return [header("Data to check"), *long_text_sections(lines),
             context("Only admins see this section.")]

@@ -25,6 +25,7 @@ class LeaderRow:
     is_caller: bool
     tokens: int
     cost_usd: Decimal
+    output: str | None = None  # "3 PRs · 41 commits · $12/PR" (leaderboard.show_output, SPEC 10)
 
     def label(self, *, slack: bool) -> str:
         if self.user_key is None:
@@ -58,7 +59,8 @@ class LeaderboardView:
 
 
 def _amount(row: LeaderRow, *, unit: bool = True) -> str:
-    return f"{money(row.cost_usd)} · {tokens(row.tokens)}{' tokens' if unit else ''}"
+    text = f"{money(row.cost_usd)} · {tokens(row.tokens)}{' tokens' if unit else ''}"
+    return f"{text}\n{row.output}" if row.output else text
 
 
 def _totals(view: LeaderboardView) -> str:
@@ -110,7 +112,7 @@ def leaderboard_text(view: LeaderboardView) -> str:
 
     def line(row: LeaderRow) -> str:
         return f"  {row.place():>3} {clip(row.label(slack=False), 30):<30} {money(row.cost_usd):>10}  " \
-               f"{tokens(row.tokens):>6} tokens"
+               f"{tokens(row.tokens):>6} tokens" + (f"  {row.output}" if row.output else "")
 
     lines += [line(r) for r in view.rows]
     if view.caller_row is not None:
