@@ -29,6 +29,7 @@ from bot.card_builder import render_demo_cards
 from bot.config import ModelPrice, Settings
 from bot.digests.cli import demo_digest_text
 from bot.people import remember_people
+from bot.providers import demo as provider_demo
 from bot.report import render_summary
 from bot.wiring import build_services
 from storage.db import upgrade_async
@@ -182,6 +183,8 @@ async def _demo(database: Path, people_count: int, seed: int, shots: Path | None
     rng = random.Random(seed)
     people = synthetic_people(people_count, rng)
     settings = demo_settings(database, people)
+    fake = await provider_demo.start_fake()  # the provider sources' Admin APIs, on 127.0.0.1 (bot/providers/demo.py)
+    settings = replace(settings, sources=provider_demo.demo_sources(fake))
     for suffix in ("", "-wal", "-shm"):
         await asyncio.to_thread(Path(f"{database}{suffix}").unlink, missing_ok=True)
     await upgrade_async(settings.database_url)
@@ -202,6 +205,9 @@ async def _demo(database: Path, people_count: int, seed: int, shots: Path | None
         print("\n" + await render_demo_cards(services))
         print("\n" + await demo_digest_text(services))
         print("\n" + await demo_walkthrough(services))
+        coders = [provider_demo.DemoCoder(p.sends_as, p.slack_id) for p in people if "@" in p.sends_as][:6]
+        provider_demo.fill_fake(services, fake, events, coders, rng, now)
+        print("\n" + await provider_demo.pull_and_show(services, coders, {p.slack_id: p.name for p in people}))
         if shots is not None:
             from bot.shots import write_shots
 
@@ -210,6 +216,7 @@ async def _demo(database: Path, people_count: int, seed: int, shots: Path | None
                   "slack_preview.py)")
     finally:
         await services.close()
+        await fake.stop()
 
 
 def run_demo(*, database: str, people: int, seed: int, shots: Path | None = None) -> int:

@@ -31,6 +31,7 @@ from bot.digests.builder import build_chart, build_digest
 from bot.digests.delivery import report_to_admins_text
 from bot.digests.periods import Subscription, latest_complete
 from bot.people import display_names, remember_people
+from bot.providers.demo import provider_shots
 from bot.services import Services
 from bot.views import alerts as alert_views
 from bot.views import approvals as approval_views
@@ -124,6 +125,7 @@ async def write_shots(services: Services, out: Path, people: list[tuple[str, str
     shots.write("audit", {"response_type": "ephemeral", "text": audit_fallback(None, lines),
                           "blocks": audit_blocks(None, lines, audit_names)}, audit_fallback(None, lines))
 
+    await provider_shots(services, shots)  # SPEC 10: Claude Code on the card, reconciliation (bot/providers/demo.py)
     names = dict(people) | {NEWCOMER[0]: NEWCOMER[1], DIGEST_CHANNEL: "ai-spend"}
     await asyncio.to_thread(shots.save, names)
     return shots

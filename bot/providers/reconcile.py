@@ -3,8 +3,10 @@
 The ledger side is every stored event whose provider is the source's (pulled buckets with
 `count = "all"`, and whatever gateways sent), read by the UTC day the providers bill in
 (storage/reconcile_repo.py); the bill side is the stored cost report (`provider_costs`).
-Drift = ledger - bill; in percent of the bill. A row is over when |drift| is at least a cent and
-above `reconcile.tolerance_pct` of the bill (any drift at all when the bill is zero).
+Where the ledger has spend without a project on a day (gateways rarely send one), that provider's
+day is compared whole, as "(all projects)". Drift = ledger - bill; in percent of the bill. A row is
+over when |drift| is at least a cent and above `reconcile.tolerance_pct` of the bill (any drift at
+all when the bill is zero).
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from bot.services import Services
 from storage import reconcile_repo, sources_repo
 
 CENT = Decimal("0.01")
+# a day where some of the ledger's spend has no project (gateway events often carry none) is compared whole
+ALL_PROJECTS = "(all projects)"
 HUNDRED = Decimal(100)
 
 
@@ -68,13 +72,16 @@ async def reconcile_month(services: Services, month: str | None = None) -> Recon
         ledger = await reconcile_repo.ledger_by_day(session, list(SOURCE_NAMES), first, last)
         bill = await sources_repo.costs_between(session, first, last)
     keyed: dict[tuple[str, date, str], list] = {}
+    unknown = {(p, d) for p, d, project, *_ in ledger if not project}
     for provider, day, project, cost, events in ledger:
-        keyed.setdefault((provider, day, project), [Decimal(0), Decimal(0), 0])
-        keyed[(provider, day, project)][0] += cost
-        keyed[(provider, day, project)][2] += events
+        key = (provider, day, ALL_PROJECTS if (provider, day) in unknown else project)
+        acc = keyed.setdefault(key, [Decimal(0), Decimal(0), 0])
+        acc[0] += cost
+        acc[2] += events
     billed = {p for p, *_ in bill}
     for provider, day, project, amount in bill:
-        keyed.setdefault((provider, day, project), [Decimal(0), Decimal(0), 0])[1] += amount
+        key = (provider, day, ALL_PROJECTS if (provider, day) in unknown else project)
+        keyed.setdefault(key, [Decimal(0), Decimal(0), 0])[1] += amount
     rows = tuple(DriftRow(p, d, pr, v[0], v[1], v[2]) for (p, d, pr), v in sorted(keyed.items())
                  if p in billed)  # a provider with no bill stored yet has nothing to reconcile against
     totals = []
