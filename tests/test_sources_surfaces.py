@@ -75,7 +75,7 @@ async def test_admin_reconcile_names_the_drift_and_refuses_others(sbot):
     assert validate_blocks(answer["blocks"], surface="message") == []
     text = shown(answer["blocks"])
     assert "*anthropic*: ledger $14.55 · bill $15.55 · drift -$1 (-6.4%) :warning:" in text
-    assert "*openai*: ledger $3.25 · bill $3.25 · drift $0 (+0.0%)" in text
+    assert "*openai*: ledger $3.25 · bill $3.25 · drift $0 (0.0%)" in text
     refused = await ask(sbot, "admin reconcile", user="U0BOB")
     assert "Only tokenbot admins" in refused["text"]
     bad = await ask(sbot, "admin reconcile November", user=ADMIN)

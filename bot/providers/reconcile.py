@@ -97,6 +97,8 @@ def pct_text(row: DriftRow) -> str:
     pct = row.pct
     if pct is None:
         return "no bill" if row.ledger else "–"
+    if abs(pct) < Decimal("0.05"):
+        return "0.0%"
     return f"{pct.quantize(Decimal('0.1')):+}%"
 
 
