@@ -218,7 +218,7 @@ def main() -> None:
     finally:
         fake.terminate()
         grown.terminate()
-    print(f"\n| phase | wall s | rows/s | CPU s | CPU per 1,000 buckets | peak RSS MiB |\n|---|---|---|---|---|---|")
+    print("\n| phase | wall s | rows/s | CPU s | CPU per 1,000 buckets | peak RSS MiB |\n|---|---|---|---|---|---|")
     for name, runs in results.items():
         rows = runs[0]["rows"] or 1
         print(f"| {name} ({rows:,} rows) | {med([r['seconds'] for r in runs])} | "
