@@ -179,7 +179,10 @@ class SourceSync:
             if out.inserted:
                 await self._after_ledger(out.inserted, resolved, this_month, report)
         report.ahead += ahead
-        return f"{ahead} buckets ahead of our clock left for the next poll" if ahead else ""
+        notes = [f"{ahead} buckets ahead of our clock left for the next poll"] if ahead else []
+        if report.late_months:
+            notes.append(f"late buckets for closed month(s) {', '.join(sorted(report.late_months))}")
+        return "; ".join(notes)
 
     async def _after_ledger(self, rows: list[dict], resolved: dict[str, str], this_month: str,
                             report: PollReport) -> None:
