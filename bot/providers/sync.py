@@ -110,9 +110,19 @@ class SourceSync:
             report.errors.append(f"admin key refused: {exc}")
             await self._key_refused(source, str(exc))
         finally:
+            self._observe(source.name, report)
             async with db.write_connection() as conn:
                 await repo.release_lease(conn, source.name, self.owner)
         return report
+
+    def _observe(self, name: str, report: PollReport) -> None:
+        """GET /metrics: tokenbot_source_poll_errors_total{source}, tokenbot_source_poll_lag_seconds{source}."""
+        metrics = self.services.metrics
+        if not report.ok:
+            metrics.source_poll_errors.labels(source=name).inc()
+        else:  # the cursor is this hour: what is older than it is in
+            lag = self.services.clock.now() - floor_hour(self.services.clock.now())
+            metrics.source_poll_lag_seconds.labels(source=name).set(lag.total_seconds())
 
     # -- windows -------------------------------------------------------------------------------
     async def _window(self, source: SourceConfig, endpoint: str, since: date | None) -> tuple[datetime, datetime]:
