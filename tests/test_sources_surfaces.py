@@ -138,3 +138,19 @@ async def test_the_cli_syncs_prints_status_and_reconciles(tmp_path, fake_admin, 
     assert "tolerance 5%" in out and "OVER" in out and "wrkspc_eng" in out  # 6.4% > 5%
     code, _, err = await tokenbot("sources", "sync", "--source", "nope")
     assert code == 2 and "invalid choice" in err
+
+
+async def test_the_digest_leaderboard_shows_output_beside_spend(sbot):
+    from datetime import time
+
+    from bot.digests.builder import build_digest
+    from bot.digests.periods import Subscription
+    from bot.views.digest import digest_blocks
+
+    today = sbot.services.clock.today()
+    view = await build_digest(sbot.services, Subscription("C0SPEND", time(9)), today.replace(day=1), today)
+    [bob] = [r for r in view.leaderboard if r.user_key == "U0BOB"]
+    assert bob.output == "2 PRs · 6 commits · $9/PR"
+    blocks = digest_blocks(view)
+    assert validate_blocks(blocks, surface="message") == []
+    assert "2 PRs · 6 commits · $9/PR" in shown(blocks)

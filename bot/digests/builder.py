@@ -14,6 +14,7 @@ from bot.clock import month_key, month_last_day
 from bot.digests.periods import Subscription
 from bot.identities import is_slack_user_id
 from bot.people import resolve_names
+from bot.providers.output import output_by_person, per_dollar
 from bot.services import Services
 from bot.views.digest import (
     MOVERS_SHOWN,
@@ -116,6 +117,7 @@ async def build_digest(services: Services, sub: Subscription, first: date, last:
     days_left = (month_last - last).days
     projected = month_to_date + cost_between(last - timedelta(days=6), last) / 7 * days_left
     hide = privacy != "names"
+    outputs = await output_by_person(services, first, last) if settings.sources.show_output and not hide else {}
     return DigestView(
         channel=sub.channel,
         period=sub.period,
@@ -141,6 +143,7 @@ async def build_digest(services: Services, sub: Subscription, first: date, last:
                 cost_usd=r.totals.cost_usd,
                 tokens=r.totals.tokens,
                 previous_cost_usd=before.get(r.key, ZERO),
+                output=None if hide else per_dollar(outputs.get(r.key), r.totals.cost_usd),
             )
             for rank, r in enumerate(top_rows, start=1)
         ),

@@ -62,6 +62,7 @@ class LeaderRow:
     cost_usd: Decimal
     tokens: int
     previous_cost_usd: Decimal  # the same person in the previous period
+    output: str | None = None  # Claude Code output in the period (leaderboard.show_output, SPEC 10)
 
 
 @dataclass(frozen=True)
@@ -237,6 +238,9 @@ def _leader_cells(row: LeaderRow, view: DigestView) -> list[str]:
 
 def _leader_table(rows: tuple[LeaderRow, ...], view: DigestView) -> Block:
     titles = ["Who", "Cost", "Tokens", _previous_short(view)]
+    if any(r.output for r in rows):  # leaderboard.show_output: what the spend produced, beside it
+        return table([[*titles, "Output"], *([*_leader_cells(r, view), r.output or ""] for r in rows)],
+                     align=["left", "right", "right", "right", "left"], wrap=[True, False, False, False, True])
     return table([titles, *(_leader_cells(r, view) for r in rows)], align=["left", "right", "right", "right"],
                  wrap=[True, False, False, False])
 
@@ -370,7 +374,8 @@ def digest_text(view: DigestView) -> str:
         for row in view.leaderboard:
             who = _who(row.user_key, row.name, row.is_person, slack=False) if view.privacy == "names" else "someone"
             lines.append(f"  {row.rank:>2}. {clip(who, 28):<28} {money(row.cost_usd):>10}  {tokens(row.tokens):>6} "
-                         f"tokens  {change(row.cost_usd, row.previous_cost_usd)}")
+                         f"tokens  {change(row.cost_usd, row.previous_cost_usd)}"
+                         + (f"  {row.output}" if row.output else ""))
     if view.models:
         lines += ["", "Top models"]
         for row in view.models:
