@@ -215,3 +215,20 @@ async def test_count_none_keeps_the_bill_side_only_and_overlap_is_warned(make_bo
     assert "counted twice" not in await status_text(bot.services)  # count = "none": nothing doubled
     counting = await make_bot(sources=sources_for(fake_admin))
     assert "counted twice" in await status_text(counting.services)
+
+
+async def test_status_has_a_place_for_enforcer_lines_and_says_when_a_source_is_off(make_bot):
+    from bot.providers.commands import status_text
+    from bot.providers.settings import SourcesConfig
+
+    bot = await make_bot(sources=SourcesConfig())
+
+    async def enforcer_lines(services) -> list[str]:
+        return ["enforcer litellm: 3 limits pushed, 0 failures"]
+
+    bot.services.status_lines.append(enforcer_lines)  # what bot/wiring.py status_lines() lists
+    text = await status_text(bot.services)
+    assert "openai: off (OPENAI_ADMIN_KEY not set)" in text
+    assert text.endswith("enforcer litellm: 3 limits pushed, 0 failures")
+    [report] = await syncer(bot).run("anthropic")
+    assert not report.ok and "ANTHROPIC_ADMIN_KEY is not set" in report.errors[0]
