@@ -17,7 +17,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, bindparam, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from storage.models import ClaudeCodeDay, ProviderBucket, ProviderCost, ProviderUser, SourceState
@@ -182,8 +182,10 @@ async def apply_buckets(conn: AsyncConnection, buckets: Sequence[Bucket], *, now
     if inserts:
         stmt = dialect_insert(conn, t)
         await conn.execute(stmt.on_conflict_do_nothing(index_elements=["bucket_id"]), inserts)
-    for values in updates:
-        await conn.execute(update(t).where(t.c.bucket_id == values["bucket_id"]).values(**values))
+    if updates:
+        keep = [k for k in updates[0] if k != "bucket_id"]
+        stmt = update(t).where(t.c.bucket_id == bindparam("b_id")).values({k: bindparam(k) for k in keep})
+        await conn.execute(stmt, [{"b_id": v["bucket_id"], **{k: v[k] for k in keep}} for v in updates])
     if events:
         out.inserted = await insert_events(conn, events)
         out.ledger_rows = len(out.inserted)
@@ -204,7 +206,7 @@ def _event(b: Bucket, event_id: str, input_tokens: int, cached: int, output: int
             "provider": b.source, "team": b.team, "project": b.project, "input_tokens": input_tokens,
             "cached_input_tokens": cached, "output_tokens": output, "reasoning_tokens": 0, "cost_usd": cost,
             "price_source": b.price_source, "unpriced": b.unpriced,
-            "metadata": {"bucket": b.bucket_id, **{k: v for k, v in b.figures.items() if not k.startswith("_")}}}
+            "metadata": {"bucket": b.bucket_id}}  # its figures are in provider_buckets
 
 
 # =========================================================================== the bill side, users, Claude Code
