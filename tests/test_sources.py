@@ -232,3 +232,30 @@ async def test_status_has_a_place_for_enforcer_lines_and_says_when_a_source_is_o
     assert text.endswith("enforcer litellm: 3 limits pushed, 0 failures")
     [report] = await syncer(bot).run("anthropic")
     assert not report.ok and "ANTHROPIC_ADMIN_KEY is not set" in report.errors[0]
+
+
+async def test_two_processes_polling_at_once_never_count_a_bucket_twice(make_bot, fake_admin):
+    import asyncio
+
+    for h in range(1, 9):
+        fake_admin.openai_usage["completions"][hour(this_hour(h))] = [completion(output=100_000 * h)]
+    bot = await make_bot(sources=sources_for(fake_admin))
+    other = await make_bot(sources=sources_for(fake_admin))
+    a = SourceSync(bot.services, base_seconds=0.001, sleep=no_sleep, owner="process-a")
+    b = SourceSync(other.services, base_seconds=0.001, sleep=no_sleep, owner="process-b")
+    reports = await asyncio.gather(a.run("openai"), b.run("openai"))
+    assert sorted(r.busy for [r] in reports) == [False, True]  # one polls, the other leaves it
+    assert sum(r.new for [r] in reports) == 8
+    [again] = await b.run("openai")  # the lease is free again: the next poll finds nothing new
+    assert (again.new, again.unchanged) == (0, 8)
+    assert sum((await ledger(bot)).values()) == sum(Decimal("2.25") + h for h in range(1, 9))
+    await assert_rollups_match_raw(bot.services.db)
+
+
+async def test_a_wrong_anthropic_key_is_refused_without_retries(make_bot, fake_admin, fake_slack):
+    fake_slack.add_user("U0ADMIN", name="admin", is_admin=True)
+    bot = await make_bot(sources=sources_for(fake_admin, anthropic_key="sk-ant-admin-wrong"), admins=("U0ADMIN",))
+    [report] = await syncer(bot).run("anthropic")
+    assert not report.ok and "admin key refused" in report.errors[0]
+    assert fake_admin.refused == 1  # 401 is not retried, and the other endpoints are not tried
+    assert len([c for c in fake_slack.calls_to("chat.postMessage") if c.args.get("channel") == "U0ADMIN"]) == 1
