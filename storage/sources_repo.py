@@ -138,6 +138,10 @@ async def apply_buckets(conn: AsyncConnection, buckets: Sequence[Bucket], *, now
     if not buckets:
         return out
     t = ProviderBucket.__table__
+    if conn.dialect.name == "postgresql":
+        # the lookups below are prepared statements: a generic plan made while the table was small
+        # (a seq scan) would be kept as it grows during a backfill; plan each with its real size
+        await conn.exec_driver_sql("SET LOCAL plan_cache_mode = force_custom_plan")
     seen: dict[str, Any] = {}
     ids = sorted({b.bucket_id for b in buckets})
     for i in range(0, len(ids), _CHUNK):
