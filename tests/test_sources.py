@@ -259,3 +259,28 @@ async def test_a_wrong_anthropic_key_is_refused_without_retries(make_bot, fake_a
     assert not report.ok and "admin key refused" in report.errors[0]
     assert fake_admin.refused == 1  # 401 is not retried, and the other endpoints are not tried
     assert len([c for c in fake_slack.calls_to("chat.postMessage") if c.args.get("channel") == "U0ADMIN"]) == 1
+
+
+async def test_buckets_that_keep_changing_leave_the_ledger_equal_to_their_latest_figures(make_bot, fake_admin):
+    """Random growth, shrinkage and count = "all" / "none" switches over many polls: the ledger always
+    holds exactly the latest figures of the counted buckets, and the rollups equal the raw events."""
+    import random
+
+    rng = random.Random(13)
+    hours = [hour(this_hour(h)) for h in range(1, 6)]
+    users = ["user-a", "user-b", None]
+    bots = {mode: await make_bot(sources=sources_for(fake_admin, openai_count=mode)) for mode in ("all", "none")}
+    for poll in range(8):
+        expected = Decimal(0)
+        for h in hours:
+            rows = [completion(user=u, key=f"key_{i}", input_tokens=rng.randrange(0, 4) * 100_000,
+                               cached=0, output=rng.randrange(0, 4) * 10_000) for i, u in enumerate(users)]
+            fake_admin.openai_usage["completions"][h] = rows
+            expected += sum(Decimal(r["input_tokens"]) * Decimal("2.5") / 10**6
+                            + Decimal(r["output_tokens"]) * 10 / 10**6 for r in rows)
+        mode = "none" if poll in (3, 4) else "all"
+        [report] = await syncer(bots[mode]).run("openai")
+        assert report.ok, report.errors
+        total = sum((await ledger(bots["all"])).values(), Decimal(0))
+        assert total == (expected if mode == "all" else 0), poll
+        await assert_rollups_match_raw(bots["all"].services.db)
