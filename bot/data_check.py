@@ -10,7 +10,7 @@ from bot.people import is_admin
 from bot.providers.commands import drift_over_tolerance
 from bot.services import Services
 from bot.views.data_check import DataCheckView, data_check_blocks
-from storage import queries
+from storage import queries, sources_repo
 
 
 async def data_check_section(services: Services, user_id: str) -> list[dict]:
@@ -21,6 +21,9 @@ async def data_check_section(services: Services, user_id: str) -> list[dict]:
     async with services.db.session() as session:
         unlinked = await queries.unlinked_month(session, month_key(today))
         unpriced = await queries.unpriced_models(session, month_first_day(today), today)
+        known = {model for model, *_ in unpriced}
+        unpriced += [row for row in await sources_repo.unpriced_bill_side_models(session, month_first_day(today), today)
+                     if row[0] not in known]  # provider buckets kept for the bill only (SPEC 10)
     view = DataCheckView(
         month_label=f"{today:%B}",
         unlinked=tuple((r.key, r.totals.cost_usd, r.totals.tokens) for r in unlinked if not is_slack_user_id(r.key)),

@@ -298,3 +298,13 @@ async def costs_between(session: AsyncSession, first: date, last: date) -> list[
                                  .where(and_(t.c.day >= first, t.c.day <= last))
                                  .group_by(t.c.source, t.c.day, t.c.project))
     return [(r[0], r[1], r[2], Decimal(r[3] or 0)) for r in rows]
+
+
+async def unpriced_bill_side_models(session: AsyncSession, first: date, last: date) -> list[tuple[str, int, int]]:
+    """(model, buckets, tokens) of buckets kept on the bill side only (count = "none") without a price:
+    not in the ledger, so not among its unpriced models, but still a price to add."""
+    t = ProviderBucket.__table__
+    rows = await session.execute(
+        select(t.c.model, func.count(), func.sum(t.c.input_tokens + t.c.output_tokens))
+        .where(t.c.day >= first, t.c.day <= last, t.c.unpriced, ~t.c.counted).group_by(t.c.model))
+    return [(r[0], int(r[1]), int(r[2] or 0)) for r in rows]

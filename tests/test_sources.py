@@ -284,3 +284,15 @@ async def test_buckets_that_keep_changing_leave_the_ledger_equal_to_their_latest
         total = sum((await ledger(bots["all"])).values(), Decimal(0))
         assert total == (expected if mode == "all" else 0), poll
         await assert_rollups_match_raw(bots["all"].services.db)
+
+
+async def test_an_unknown_model_on_the_bill_side_only_is_still_named(make_bot, fake_admin, fake_slack):
+    from bot.data_check import data_check_section
+
+    fake_slack.add_user("U0ADMIN", name="admin", is_admin=True)
+    fake_admin.openai_usage["completions"][hour(this_hour(1))] = [completion(model="acme-secret-9")]
+    bot = await make_bot(sources=sources_for(fake_admin, openai_count="none"), admins=("U0ADMIN",))
+    [report] = await syncer(bot).run("openai")
+    assert report.ok and report.ledger_rows == 0
+    blocks = await data_check_section(bot.services, "U0ADMIN")
+    assert "acme-secret-9" in str(blocks)
