@@ -296,3 +296,21 @@ async def test_an_unknown_model_on_the_bill_side_only_is_still_named(make_bot, f
     assert report.ok and report.ledger_rows == 0
     blocks = await data_check_section(bot.services, "U0ADMIN")
     assert "acme-secret-9" in str(blocks)
+
+
+async def test_since_reads_older_days_again_and_pulled_spend_reaches_budget_alerts(make_bot, fake_admin, fake_slack):
+    fake_slack.add_user("U0ALICE", name="alice", email="alice@acme.test")
+    old = hour(this_hour(24 * 5))
+    fake_admin.openai_usage["completions"][old] = [completion(input_tokens=40_000_000, cached=0, output=0)]  # $100
+    bot = await make_bot(sources=sources_for(fake_admin), identities={"key_alice": "U0ALICE"})
+    [first] = await syncer(bot).run("openai")  # backfill_days = 2: five days ago is not read
+    assert first.new == 0
+    since = (this_hour(24 * 6)).date()
+    [again] = await syncer(bot).run("openai", since=since)
+    assert again.new == 1
+    assert (await ledger(bot)) == {"U0ALICE": Decimal(100)}
+    await bot.services.background.drain()
+    dms = [c for c in fake_slack.calls_to("chat.postMessage") if c.args.get("channel") == "U0ALICE"]
+    clock = bot.services.clock
+    if clock.local_day(this_hour(24 * 5)).month == clock.today().month:  # (early in a month it is last month's)
+        assert len(dms) == 1 and "50%" in str(dms[0].args)  # the default $200 budget: half of it
