@@ -72,11 +72,9 @@ async def test_openai_buckets_priced_attributed_and_a_grown_bucket_moves_rollups
 
 
 async def test_anthropic_cache_writes_cost_report_in_cents_and_claude_code_days(make_bot, fake_admin):
-    from datetime import UTC, datetime
-
     from tests.fakes.provider_admin import claude_code_row
 
-    today = datetime.now(UTC).date()
+    today = this_hour(2).date()  # the bucket's UTC day: the bill of the same day
     fake_admin.anthropic_usage[hour(this_hour(2))] = [message()]
     fake_admin.anthropic_costs[today] = [{"workspace_id": "wrkspc_eng", "description": "Claude Sonnet 4.5 usage",
                                           "amount": "1555.0000"}]  # cents: $15.55, $1 over the usage

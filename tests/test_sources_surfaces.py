@@ -8,7 +8,6 @@ import asyncio
 import json
 import os
 import sys
-from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest_asyncio
@@ -34,7 +33,7 @@ ADMIN = "U0ADMIN"
 @pytest_asyncio.fixture
 async def fake_admin():
     async with FakeAdminAPIs(page_size=2) as fake:
-        today = datetime.now(UTC).date()
+        today = this_hour(2).date()  # the buckets' UTC day: the bill of the same day
         fake.anthropic_usage[hour(this_hour(2))] = [message(key="apikey_bob")]
         fake.anthropic_costs[today] = [{"workspace_id": "wrkspc_eng", "description": "Claude Sonnet 4.5",
                                         "amount": "1555"}]  # $15.55: $1 over the $14.55 of usage
