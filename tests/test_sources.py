@@ -312,3 +312,30 @@ async def test_since_reads_older_days_again_and_pulled_spend_reaches_budget_aler
     clock = bot.services.clock
     if clock.local_day(this_hour(24 * 5)).month == clock.today().month:  # (early in a month it is last month's)
         assert len(dms) == 1 and "50%" in str(dms[0].args)  # the default $200 budget: half of it
+
+
+async def test_a_page_that_fails_to_commit_leaves_neither_its_buckets_nor_their_ledger_rows(
+        make_bot, fake_admin, monkeypatch):
+    from storage import sources_repo
+
+    for h in range(1, 5):
+        fake_admin.openai_usage["completions"][hour(this_hour(h))] = [completion(output=100_000 * h)]
+    bot = await make_bot(sources=sources_for(fake_admin))
+    real = sources_repo.insert_events
+    calls = {"n": 0}
+
+    async def dies_on_the_second_page(conn, rows):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise ValueError("the process died here")
+        return await real(conn, rows)
+
+    monkeypatch.setattr(sources_repo, "insert_events", dies_on_the_second_page)
+    [first] = await syncer(bot).run("openai")
+    assert not first.ok and first.new == 2  # page one is in; page two rolled back whole
+    assert len(await bot.sql("SELECT 1 FROM provider_buckets")) == 2
+    monkeypatch.setattr(sources_repo, "insert_events", real)
+    [second] = await syncer(bot).run("openai")
+    assert second.ok and (second.new, second.unchanged) == (2, 2)
+    assert sum((await ledger(bot)).values()) == sum(Decimal("2.25") + h for h in range(1, 5))
+    await assert_rollups_match_raw(bot.services.db)
