@@ -102,15 +102,19 @@ def pct_text(row: DriftRow) -> str:
     return f"{pct.quantize(Decimal('0.1')):+}%"
 
 
+def _drift(value: Decimal) -> str:
+    return "0.00" if abs(value) < CENT / 2 else f"{value:+.2f}"
+
+
 def table_text(rec: Reconciliation) -> str:
     """The plain-text table `tokenbot reconcile` prints."""
     head = ("provider", "day", "project", "ledger $", "bill $", "drift $", "drift %", "")
     lines = [head]
     for r in rec.rows:
         lines.append((r.provider, r.day.isoformat(), r.project or "-", f"{r.ledger:.2f}", f"{r.bill:.2f}",
-                      f"{r.drift:+.2f}", pct_text(r), "OVER" if r.over(rec.tolerance_pct) else ""))
+                      _drift(r.drift), pct_text(r), "OVER" if r.over(rec.tolerance_pct) else ""))
     for t in rec.totals:
-        lines.append((t.provider, "month", "all", f"{t.ledger:.2f}", f"{t.bill:.2f}", f"{t.drift:+.2f}", pct_text(t),
+        lines.append((t.provider, "month", "all", f"{t.ledger:.2f}", f"{t.bill:.2f}", _drift(t.drift), pct_text(t),
                       "OVER" if t.over(rec.tolerance_pct) else ""))
     widths = [max(len(str(line[i])) for line in lines) for i in range(len(head))]
     out = [f"Reconciliation {rec.month} ({rec.first} to {rec.last}, UTC days), tolerance {rec.tolerance_pct}%"]
