@@ -339,3 +339,12 @@ async def test_a_page_that_fails_to_commit_leaves_neither_its_buckets_nor_their_
     assert second.ok and (second.new, second.unchanged) == (2, 2)
     assert sum((await ledger(bot)).values()) == sum(Decimal("2.25") + h for h in range(1, 5))
     await assert_rollups_match_raw(bot.services.db)
+
+
+async def test_each_enabled_source_polls_at_start_and_every_interval(make_bot, fake_admin):
+    from bot.wiring import scheduled_jobs
+
+    bot = await make_bot(sources=sources_for(fake_admin, anthropic_key=None))
+    ids = {spec.id for spec in scheduled_jobs(bot.services)}
+    assert {"source-openai:startup", "source-openai"} <= ids
+    assert not any(i.startswith("source-anthropic") for i in ids)

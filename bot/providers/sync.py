@@ -18,6 +18,7 @@ import logging
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
+from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from bot.clock import month_key
@@ -307,11 +308,15 @@ class SourceSync:
 
 
 def source_jobs(services: Services) -> list[JobSpec]:
-    """One job per enabled source, every `every_minutes`."""
+    """One job per enabled source, every `every_minutes`, and a first poll at start (the first start's
+    backfill; after a restart, the window since the cursor). The lease keeps processes apart."""
     jobs = []
+    tz = services.settings.timezone
     for source in services.settings.sources.enabled():
         async def poll(services: Services, name: str = source.name) -> None:
             await SourceSync(services).run(name)
 
-        jobs.append(JobSpec(f"source-{source.name}", poll, IntervalTrigger(minutes=source.every_minutes)))
+        start = DateTrigger(run_date=datetime.now(UTC), timezone=tz)
+        jobs.append(JobSpec(f"source-{source.name}:startup", poll, start))
+        jobs.append(JobSpec(f"source-{source.name}", poll, IntervalTrigger(minutes=source.every_minutes, timezone=tz)))
     return jobs
