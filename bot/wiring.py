@@ -20,6 +20,8 @@ from bot.commands import Word
 from bot.config import Settings
 from bot.data_check import data_check_section
 from bot.digests.jobs import digest_jobs
+from bot.enforce import status as enforce_status
+from bot.enforce.push import enforce_jobs
 from bot.maintenance import ledger_jobs
 from bot.outbox import outbox_jobs
 from bot.scheduler import JobSpec, start_scheduler, stop_scheduler
@@ -30,6 +32,7 @@ def tokens_words() -> dict[str, Word]:
     return {
         "request": approval_commands.request_command,
         "admin audit": approval_commands.audit_command,
+        "admin status": enforce_status.status_command,
     }
 
 
@@ -42,7 +45,8 @@ def install_ingest_hooks(services: Services) -> None:
 
 
 def scheduled_jobs(services: Services) -> list[JobSpec]:
-    return [*digest_jobs(services), *approval_jobs(services), *outbox_jobs(services), *ledger_jobs(services)]
+    return [*digest_jobs(services), *approval_jobs(services), *outbox_jobs(services), *ledger_jobs(services),
+            *enforce_jobs(services)]
 
 
 def build_services(settings: Settings, *, clock: Clock | None = None, with_slack: bool = True) -> Services:

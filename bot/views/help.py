@@ -25,6 +25,8 @@ ADMIN_COMMANDS: tuple[tuple[str, str], ...] = (
     ("/tokens admin approver @person @approver", "who approves that person's requests"),
     ("/tokens admin digest #channel HH:MM", "post a daily digest to a channel at a local time"),
     ("/tokens admin audit [@person]", "the history of budget decisions"),
+    ("/tokens admin status", "enforcers, what waits to be pushed, the breaker"),
+    ("/tokens admin breaker", "who the runaway breaker paused, and recent trips"),
 )
 
 
