@@ -52,6 +52,8 @@ class IngestResult:
     rejected: list[Rejection] = field(default_factory=list)
     # (user_key, month) -> the cost this ingest added, for budget checks
     touched: dict[tuple[str, str], Decimal] = field(default_factory=dict)
+    # (record, user_key, cost) of each stored event, kept only when `UsageIngestor.keep_stored` (the breaker)
+    stored: list[tuple[UsageRecord, str, Decimal]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -78,6 +80,7 @@ class UsageIngestor:
         self.writer = UsageWriter(db, fold_interval=fold_interval)
         self.after_ingest: list[AfterIngest] = []
         self.observers: list[IngestObserver] = []  # (source, result) after each ingest: metrics
+        self.keep_stored = False  # hand each stored event to the hooks (the runaway breaker sets it)
 
     async def ingest(self, raw_events: Sequence[Any], *, source: str) -> IngestResult:
         result = IngestResult()
@@ -147,6 +150,8 @@ class UsageIngestor:
             record, day = records[i]
             key = (user_keys[record.subject], f"{day.year:04d}-{day.month:02d}")
             touched[key] = touched.get(key, ZERO) + costs[i]
+        if self.keep_stored:
+            result.stored = [(records[i][0], user_keys[records[i][0].subject], costs[i]) for i in inserted]
 
 
 def _check_ranges(record: UsageRecord, day: date, oldest: date | None) -> None:

@@ -14,6 +14,8 @@ from __future__ import annotations
 from bot.approvals import commands as approval_commands
 from bot.approvals.home import pending_section
 from bot.approvals.jobs import approval_jobs
+from bot.breaker import flows as breaker_flows
+from bot.breaker.detector import Detector
 from bot.budget_alerts import AlertChecker
 from bot.clock import Clock
 from bot.commands import Word
@@ -33,6 +35,7 @@ def tokens_words() -> dict[str, Word]:
         "request": approval_commands.request_command,
         "admin audit": approval_commands.audit_command,
         "admin status": enforce_status.status_command,
+        "admin breaker": breaker_flows.breaker_command,
     }
 
 
@@ -42,11 +45,14 @@ def home_sections() -> list:
 
 def install_ingest_hooks(services: Services) -> None:
     services.ingestor.after_ingest.append(AlertChecker(services).after_ingest)
+    if services.settings.breaker.on:  # the runaway breaker (SPEC 12): in-memory window sums per event
+        services.ingestor.keep_stored = True
+        services.ingestor.after_ingest.append(Detector(services).after_ingest)
 
 
 def scheduled_jobs(services: Services) -> list[JobSpec]:
     return [*digest_jobs(services), *approval_jobs(services), *outbox_jobs(services), *ledger_jobs(services),
-            *enforce_jobs(services)]
+            *enforce_jobs(services), *breaker_flows.breaker_jobs(services)]
 
 
 def build_services(settings: Settings, *, clock: Clock | None = None, with_slack: bool = True) -> Services:

@@ -12,15 +12,16 @@ An episode is open (no new trip for the subject) while the trip is paused, or un
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import date, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.chunks import chunked
-from storage.models import BreakerTrip
+from storage.models import BreakerTrip, UsageDaily, UsageEvent
 
 
 def is_open(trip: BreakerTrip, now: datetime) -> bool:
@@ -103,3 +104,24 @@ async def recent(session: AsyncSession, since: datetime, until: datetime | None 
 async def due_auto_resume(session: AsyncSession, now: datetime) -> list[BreakerTrip]:
     return list(await session.scalars(select(BreakerTrip).where(
         BreakerTrip.status == "paused", BreakerTrip.auto_resume_at.is_not(None), BreakerTrip.auto_resume_at <= now)))
+
+
+async def daily_spend(session: AsyncSession, user_key: str, first: date, before: date) -> Decimal:
+    """The person's spend on local days [first, before) from the daily rollups."""
+    value = await session.scalar(select(func.sum(UsageDaily.cost_usd)).where(
+        UsageDaily.user_key == user_key, UsageDaily.day >= first, UsageDaily.day < before))
+    return value or Decimal(0)
+
+
+async def window_spend(session: AsyncSession, *, user_key: str, subjects: Iterable[str], since: datetime,
+                       until: datetime) -> tuple[Decimal, str | None]:
+    """Spend stored for `user_key` that happened in [since, until], every process's events included,
+    and the model that spent most of it. Reads by the senders' ids (indexed), then checks the user."""
+    subjects = sorted(set(subjects))[:500]
+    where = (UsageEvent.subject.in_(subjects), UsageEvent.user_key == user_key,
+             UsageEvent.occurred_at >= since, UsageEvent.occurred_at <= until,
+             UsageEvent.day >= (since - timedelta(days=1)).date())
+    total = await session.scalar(select(func.sum(UsageEvent.cost_usd)).where(*where))
+    model = await session.scalar(select(UsageEvent.model).where(*where).group_by(UsageEvent.model)
+                                 .order_by(func.count().desc()).limit(1))
+    return total or Decimal(0), model
