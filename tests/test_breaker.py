@@ -238,3 +238,27 @@ async def test_admin_breaker_lists_paused_and_recent_trips(make_bot, fake_slack,
     calls = await fake_slack.wait_for("response_url", 1, where=lambda c: c.path == f"/response/cmd-{ADMIN}")
     text = str(calls[-1].args)
     assert "Paused now" in text and "<@U0ALICE>" in text and "$30 in 15 min" in text
+
+
+async def test_two_app_instances_pressing_pause_at_once_through_slack(make_bot, fake_slack, proxy):
+    bot, clock = await start(make_bot, proxy)
+    other, _ = await start(make_bot, proxy, clock=clock)  # a second process on the same database
+    await burst(bot, clock)
+    message = trip_dms(fake_slack, BOB)[-1]
+    button = buttons(message["blocks"])["breaker_pause"]
+    answers = await asyncio.gather(
+        click(bot, BOB, button, channel=f"D{BOB}", message=message, response_url=fake_slack.response_url("p-bob")),
+        click(other, ADMIN, button, channel=f"D{BOB}", message=message,
+              response_url=fake_slack.response_url("p-admin")))
+    assert [status for status, _ in answers] == [200, 200]
+    for instance in (bot, other):
+        await instance.services.background.drain()
+    assert len(await bot.sql("SELECT id FROM audit_log WHERE action = 'breaker.pause'")) == 1
+    [(status, decided_by)] = await bot.sql("SELECT status, decided_by FROM breaker_trips")
+    assert status == "paused"
+    loser = "p-admin" if decided_by == BOB else "p-bob"
+    assert "already paused" in str(fake_slack.responses_to(loser)[-1].args)
+    for user in (ALICE, BOB):
+        assert f"Paused* by <@{decided_by}>" in str(trip_dms(fake_slack, user)[-1]["blocks"])
+    await bot.services.background.drain()
+    assert await chat(proxy) == 401

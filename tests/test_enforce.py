@@ -172,3 +172,28 @@ async def test_openai_project_gets_the_budget_in_cents_and_a_pause_gets_one_cent
         assert openai_fake.calls[-1] == ("POST", "proj_abc", {"currency": "USD", "interval": "month",
                                                                "threshold_amount": 123456})
 
+
+
+async def test_the_100_percent_crossing_leaves_the_proxy_nothing(make_bot, proxy):
+    bot, _clock = await start(make_bot, proxy)
+    await approve(bot, "0.01")  # first push: $30 + ($200.01 - 0)
+    await push.deliver_due(bot.services)
+    assert proxy.users["alice@acme.test"].max_budget == 230.01
+    await spend(bot, 2, "205", START - timedelta(minutes=5))  # spent elsewhere: tokenbot says nothing is left
+    await bot.services.background.drain()
+    assert proxy.users["alice@acme.test"].max_budget == 30.0  # the proxy refuses her next call
+    assert await call(proxy, "hash-alice-1", "0.01") == 400
+
+
+async def test_month_rollover_pushes_the_new_months_limit(make_bot, proxy):
+    clock = SettableClock(TZ, local(2026, 11, 30, 20))
+    bot, clock = await start(make_bot, proxy, clock=clock)
+    await spend(bot, 1, "150", clock.now() - timedelta(hours=1))
+    await approve(bot, "100")  # November: 300 - 150 = 150 left
+    await push.deliver_due(bot.services)
+    assert proxy.users["alice@acme.test"].max_budget == 180.0
+    proxy.users["alice@acme.test"].spend = Decimal("170")  # she spent $140 more through the proxy
+    clock.set(local(2026, 12, 1, 0, 1))
+    await push.rollover(bot.services)
+    await bot.services.background.drain()
+    assert proxy.users["alice@acme.test"].max_budget == 370.0  # LiteLLM's $170 + December's $200
