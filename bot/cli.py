@@ -1,4 +1,4 @@
-"""`tokenbot` command line: serve | demo | db upgrade | import | reprice | digest.
+"""`tokenbot` command line: serve | demo | db upgrade | import | reprice | digest | enforce.
 
 Each command builds its process with `bot.wiring.build_services`; the heavier modules are
 imported by the command that needs them, so `tokenbot --help` and `db upgrade` start fast.
@@ -40,6 +40,8 @@ def main(argv: list[str] | None = None) -> int:
     dig.add_argument("--dry-run", action="store_true", help="print the text and Block Kit JSON instead of posting")
     rep = sub.add_parser("reprice", help="price stored events again (unpriced ones, or --all)")
     rep.add_argument("--all", action="store_true", help="also re-price events already priced (not source-priced)")
+    enf = sub.add_parser("enforce", help="enforcers: status, or push what waits now")
+    enf.add_argument("action", choices=("status", "push"))
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
 
@@ -72,6 +74,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "reprice":
             migrate(settings)
             return asyncio.run(reprice(settings, include_priced=args.all))
+        if args.command == "enforce":
+            from bot.enforce.cli import enforce_command
+
+            migrate(settings)
+            return asyncio.run(enforce_command(settings, args.action))
     except (ConfigError, CommandError) as exc:
         print(f"tokenbot: {exc}", file=sys.stderr)
         return 2

@@ -56,11 +56,12 @@ def _when(moment: datetime | None, *, slack: bool) -> str:
 
 
 def _line(e: EnforcerLine, *, slack: bool) -> str:
-    icon = {"failing": ":red_circle:", "ok": ":large_green_circle:"}.get(e.state, ":white_circle:")
+    icon = {"failing": ":red_circle:", "ok": ":large_green_circle:"}.get(e.state, ":white_circle:") if slack else ""
     target = escape(e.target) if slack else e.target
     bold = f"*{e.label}*" if slack else e.label
-    lines = [f"{icon} {bold}: {e.state}, {plural(e.waiting, 'push', 'pushes')} waiting" if e.waiting else
-             f"{icon} {bold}: {e.state}, nothing waiting",
+    lead = f"{icon} {bold}" if icon else bold
+    waiting = f"{plural(e.waiting, 'push', 'pushes')} waiting" if e.waiting else "nothing waiting"
+    lines = [f"{lead}: {e.state}, {waiting}",
              f"{target}",
              f"Last success {_when(e.last_success, slack=slack)}"]
     if e.last_failure is not None:
