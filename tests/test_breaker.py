@@ -262,3 +262,22 @@ async def test_two_app_instances_pressing_pause_at_once_through_slack(make_bot, 
         assert f"Paused* by <@{decided_by}>" in str(trip_dms(fake_slack, user)[-1]["blocks"])
     await bot.services.background.drain()
     assert await chat(proxy) == 401
+
+
+async def test_the_next_digest_names_yesterdays_trips(make_bot, fake_slack, proxy):
+    from datetime import time
+
+    from bot.digests.builder import build_digest
+    from bot.digests.periods import Subscription
+    from bot.views.digest import digest_blocks, digest_text
+
+    bot, clock = await start(make_bot, proxy)
+    await burst(bot, clock)
+    clock.advance(days=1)
+    view = await build_digest(bot.services, Subscription("C0SPEND", time(9)), START.astimezone(TZ).date(),
+                              START.astimezone(TZ).date())
+    assert len(view.breaker_trips) == 1 and "<@U0ALICE>: $30 in 15 min on gpt-4o" in view.breaker_trips[0]
+    assert "Runaway breaker" in str(digest_blocks(view)) and "Runaway breaker" in digest_text(view)
+    hidden = await build_digest(bot.services, Subscription("C0SPEND", time(9), leaderboard="anonymous"),
+                                START.astimezone(TZ).date(), START.astimezone(TZ).date())
+    assert hidden.breaker_trips == ("The runaway breaker tripped 1 time.",)
