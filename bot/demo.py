@@ -25,6 +25,7 @@ from aiohttp import web
 
 from bot.app import build_web_app
 from bot.approvals.demo import demo_walkthrough
+from bot.breaker.demo import breaker_walkthrough
 from bot.card_builder import render_demo_cards
 from bot.config import ModelPrice, Settings
 from bot.digests.cli import demo_digest_text
@@ -202,6 +203,7 @@ async def _demo(database: Path, people_count: int, seed: int, shots: Path | None
         print("\n" + await render_demo_cards(services))
         print("\n" + await demo_digest_text(services))
         print("\n" + await demo_walkthrough(services))
+        print("\n" + await breaker_walkthrough(services))
         if shots is not None:
             from bot.shots import write_shots
 

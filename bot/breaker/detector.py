@@ -92,7 +92,7 @@ class Detector:
         self._usual: dict[str, tuple[Decimal, float]] = {}
         self._checking: set[str] = set()
         # subject -> the (injected clock's) moment before which no query runs for it
-        self._next_check: dict[str, datetime] = {}
+        self._next_check: dict[str, tuple[datetime, bool]] = {}  # and whether an episode was open
         self.checks = 0  # database confirmations run (bench, tests)
 
     async def after_ingest(self, result: IngestResult) -> None:
@@ -117,14 +117,20 @@ class Detector:
         for subject in touched:
             total = windows.total(subject, now_minute)
             threshold = await self.threshold(subject)
-            if total * 2 > threshold and subject not in self._checking and self._ready(subject, now):
+            if total * 2 > threshold and subject not in self._checking and self._ready(subject, now, total > threshold):
                 self._checking.add(subject)
                 self.services.background.spawn(self._confirm(subject, now), name="breaker-confirm")
 
-    def _ready(self, subject: str, now: datetime) -> bool:
-        """No query before the subject's next check, unless the clock jumped back past it."""
-        wait_until = self._next_check.get(subject)
-        return wait_until is None or not (now < wait_until <= now + MAX_WAIT)
+    def _ready(self, subject: str, now: datetime, over_here: bool) -> bool:
+        """No query before the subject's next check, unless the clock jumped back past it, or this process's
+        own sum is over the threshold and the last check found no open episode."""
+        wait = self._next_check.get(subject)
+        if wait is None:
+            return True
+        wait_until, episode_open = wait
+        if over_here and not episode_open:
+            return True
+        return not (now < wait_until <= now + MAX_WAIT)
 
     async def threshold(self, subject: str) -> Decimal:
         usual = await self.usual(subject)
@@ -154,7 +160,7 @@ class Detector:
         try:
             self.checks += 1
             wait = await trips.confirm_and_trip(self.services, self, subject, now)
-            self._next_check[subject] = now + timedelta(seconds=wait)
+            self._next_check[subject] = (now + timedelta(seconds=wait), wait >= trips.OPEN_SECONDS)
         except Exception:
             log.exception("breaker check of %s failed", subject)
         finally:

@@ -39,10 +39,11 @@ class TripView:
 
     @property
     def times_usual(self) -> str:
-        if self.usual_usd <= 0:
-            return "where they usually spend nothing"
+        if self.usual_usd < Decimal("0.01"):
+            return f"where they usually spend next to nothing in {self.window_minutes} minutes"
         ratio = self.window_usd / self.usual_usd
-        return f"{ratio:.0f}× their usual {money(self.usual_usd)} for {self.window_minutes} minutes"
+        times = f"{ratio:.0f}×" if ratio < 1000 else "over 1,000×"
+        return f"{times} their usual {money(self.usual_usd)} for {self.window_minutes} minutes"
 
     def who(self, *, slack: bool) -> str:
         if self.person:
@@ -142,3 +143,27 @@ def trip_digest_line(view: TripView) -> str:
     """Yesterday's trips in a digest: one line each."""
     return (f"{view.who(slack=True)}: {money(view.window_usd)} in {view.window_minutes} min on "
             f"{escape(view.model or 'unknown')} ({moment_text(view.tripped_at)})")
+
+
+def trip_text(view: TripView, names: dict[str, str] | None = None) -> str:
+    """The trip DM as plain text (the demo): what the blocks say, with names for mentions."""
+    names = names or {}
+    who = names.get(view.person, view.person) if view.person else view.who(slack=False)
+    ratio = view.times_usual.replace(" their", " the")
+    status = {
+        "alert": "Nothing is blocked yet.",
+        "paused": "Paused" + (f" by {names.get(view.decided_by, view.decided_by)}" if view.decided_by else
+                              " automatically") + ": the limits API answers allowed: false and every enforcer "
+                                                  "refuses the calls.",
+        "resumed": f"Resumed by {names.get(view.decided_by or '', view.decided_by or 'tokenbot')}: the limit is back.",
+        "ignored": f"{names.get(view.decided_by or '', view.decided_by or 'Someone')} marked this as expected: "
+                   "no breaker alerts for 24 h.",
+    }[view.status]
+    buttons = {"alert": "[Pause] [Expected, ignore for 24 h]", "paused": "[Resume] [Expected, ignore for 24 h]"}
+    lines = [f"Runaway spend: {who} spent {money(view.window_usd)} in the last {view.window_minutes} minutes, {ratio}.",
+             f"At this pace: {money(view.per_hour)} an hour · model {view.model or 'unknown'} · "
+             f"key or agent {view.key_id or 'not named'}",
+             status]
+    if view.status in buttons:
+        lines.append(buttons[view.status])
+    return "\n".join(lines)
