@@ -39,6 +39,8 @@ class TripView:
 
     @property
     def times_usual(self) -> str:
+        if self.person is None:
+            return "a key with no person to compare against"
         if self.usual_usd < Decimal("0.01"):
             return f"where they usually spend next to nothing in {self.window_minutes} minutes"
         ratio = self.window_usd / self.usual_usd
@@ -54,27 +56,29 @@ class TripView:
 
 def trip_fallback(view: TripView) -> str:
     status = {"alert": "", "paused": " Paused.", "resumed": " Resumed.", "ignored": " Ignored for 24 h."}[view.status]
-    return (f"Runaway spend: {view.who(slack=False)} spent {money(view.window_usd)} in {view.window_minutes} min "
+    who = mention(view.person) if view.person else f"key {escape(view.key_id or 'unknown')}"
+    return (f"Runaway spend: {who} spent {money(view.window_usd)} in {view.window_minutes} min "
             f"({money(view.per_hour)} an hour at this pace).{status}")
 
 
 def _status_text(view: TripView) -> str:
     by = mention(view.decided_by) if view.decided_by and view.decided_by != "tokenbot" else None
     when = slack_moment(view.decided_at) if view.decided_at else ""
+    their, them = ("their", "them") if view.person else ("its", "it")
     if view.status == "alert":
-        return ("Nothing is blocked yet. *Pause* stops their calls at every enforcer until someone resumes; "
-                "*Expected* silences the breaker for them for 24 h.")
+        return (f"Nothing is blocked yet. *Pause* stops {their} calls at every enforcer until someone resumes; "
+                f"*Expected* silences the breaker for {them} for 24 h.")
     if view.status == "paused":
-        text = (f":octagonal_sign: *Paused* by {by} {when}." if by else
-                ":octagonal_sign: *Paused* automatically: the limits API answers `allowed: false` and every "
-                "enforcer refuses their calls.")
+        text = (f":no_entry: *Paused* by {by} {when}." if by else
+                ":no_entry: *Paused* automatically: the limits API answers `allowed: false` and every "
+                f"enforcer refuses {their} calls.")
         if view.auto_resume_at is not None:
             text += f" Resumes by itself {slack_moment(view.auto_resume_at)}."
-        return text + " *Resume* restores their limit."
+        return text + f" *Resume* restores {their} limit."
     if view.status == "resumed":
-        return f":white_check_mark: *Resumed* by {by or 'tokenbot'} {when}: their limit is back."
+        return f":white_check_mark: *Resumed* by {by or 'tokenbot'} {when}: {their} limit is back."
     until = slack_moment(view.quiet_until) if view.quiet_until else "24 h"
-    return f":zzz: {by or 'Someone'} marked this as expected {when}: no breaker alerts for them until {until}."
+    return f":zzz: {by or 'Someone'} marked this as expected {when}: no breaker alerts for {them} until {until}."
 
 
 def trip_blocks(view: TripView) -> list[Block]:
@@ -92,9 +96,10 @@ def trip_blocks(view: TripView) -> list[Block]:
     value = str(view.trip_id)
     ignore = button("Expected, ignore for 24 h", IGNORE_ACTION, value=value)
     if view.status == "alert":
+        their = "their" if view.person else "its"
         pause = button("Pause", PAUSE_ACTION, value=value, style="danger",
-                       confirm=confirm_dialog("Pause their AI calls?",
-                                              "Every enforcer refuses their calls until someone resumes.",
+                       confirm=confirm_dialog(f"Pause {their} AI calls?",
+                                              f"Every enforcer refuses {their} calls until someone resumes.",
                                               ok="Pause"))
         blocks.append(actions(pause, ignore, block_id=f"breaker_actions_{view.trip_id}"))
     elif view.status == "paused":
@@ -121,7 +126,7 @@ def _trip_line(view: TripView) -> str:
 
 
 def breaker_fallback(view: BreakerListView) -> str:
-    return (f"Runaway breaker ({view.mode}): {plural(len(view.paused), 'subject')} paused, "
+    return (f"Runaway breaker ({view.mode}): {len(view.paused):,} paused now, "
             f"{plural(len(view.recent), 'trip')} in 7 days")
 
 
