@@ -114,9 +114,12 @@ class Detector:
             windows.last[subject] = (record.model, key_of(record.metadata))
             windows.subjects_of[subject].add(record.subject)
             touched.add(subject)
+        floor = self.settings.min_usd
         for subject in touched:
             total = windows.total(subject, now_minute)
-            threshold = await self.threshold(subject)
+            if total * 2 <= floor:
+                continue  # nowhere near: the usual case, no lookup at all
+            threshold = self.cached_threshold(subject)  # never a query here: the webhook waits for this hook
             if total * 2 > threshold and subject not in self._checking and self._ready(subject, now, total > threshold):
                 self._checking.add(subject)
                 self.services.background.spawn(self._confirm(subject, now), name="breaker-confirm")
@@ -131,6 +134,12 @@ class Detector:
         if over_here and not episode_open:
             return True
         return not (now < wait_until <= now + MAX_WAIT)
+
+    def cached_threshold(self, subject: str) -> Decimal:
+        """The threshold from the usual spend this process last read (min_usd until it has read it)."""
+        cached = self._usual.get(subject.partition(":")[2]) if subject.startswith("user:") else None
+        usual = cached[0] if cached is not None else ZERO
+        return max(self.settings.min_usd, self.settings.factor * usual)
 
     async def threshold(self, subject: str) -> Decimal:
         usual = await self.usual(subject)
