@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import defaultdict
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -52,34 +51,70 @@ def key_of(metadata: dict[str, Any] | None) -> str | None:
     return None
 
 
+class Window:
+    """One subject's spend per minute bucket, its running sum, and the last event seen (model, key)."""
+
+    __slots__ = ("buckets", "last", "newest", "oldest", "senders", "subject", "sum")
+
+    def __init__(self, subject: str) -> None:
+        self.subject = subject
+        self.buckets: dict[int, Decimal] = {}
+        self.sum = ZERO
+        self.oldest = self.newest = 0
+        self.last = None  # the last UsageRecord (its model and metadata name the trip)
+        self.senders: set[str] = set()  # the raw sender ids seen (indexed in the database)
+
+    def add(self, minute: int, cost: Decimal) -> None:
+        buckets = self.buckets
+        if not buckets:
+            self.oldest = self.newest = minute
+        elif minute < self.oldest:
+            self.oldest = minute
+        elif minute > self.newest:
+            self.newest = minute
+        buckets[minute] = buckets.get(minute, ZERO) + cost
+        self.sum += cost
+
+    def total(self, start: int, end: int) -> Decimal:
+        """Spend in minutes [start, end]; buckets before `start` are dropped for good."""
+        buckets = self.buckets
+        if buckets and self.oldest < start:
+            for minute in [m for m in buckets if m < start]:
+                self.sum -= buckets.pop(minute)
+            self.oldest = min(buckets, default=0)
+        if buckets and self.newest > end:  # the clock jumped back: what lies ahead does not count (yet)
+            return sum((v for m, v in buckets.items() if m <= end), ZERO)
+        return self.sum
+
+
 class Windows:
-    """Per subject: minute bucket -> USD, plus what the last events looked like (model, key)."""
+    """Every subject's window, by the user_key events carry."""
 
     def __init__(self, window_minutes: int) -> None:
         self.window = window_minutes
-        self.buckets: dict[str, dict[int, Decimal]] = defaultdict(dict)
-        self.last: dict[str, tuple[str, str | None]] = {}  # subject -> (model, key or agent)
-        self.subjects_of: dict[str, set[str]] = defaultdict(set)  # subject -> raw sender ids seen
+        self.by_key: dict[str, Window] = {}
+        self.by_subject: dict[str, Window] = {}
 
-    def add(self, subject: str, minute: int, cost: Decimal) -> None:
-        buckets = self.buckets[subject]
-        buckets[minute] = buckets.get(minute, ZERO) + cost
+    def of(self, user_key: str) -> Window:
+        window = self.by_key.get(user_key)
+        if window is None:
+            subject = f"user:{user_key}" if is_slack_user_id(user_key) else f"key:{user_key}"
+            window = self.by_key[user_key] = self.by_subject[subject] = Window(subject)
+        return window
 
     def total(self, subject: str, now_minute: int) -> Decimal:
-        """The subject's spend in the window ending at `now_minute`; drops buckets that fell out."""
-        buckets = self.buckets.get(subject)
-        if not buckets:
-            return ZERO
-        start = now_minute - self.window + 1
-        total = ZERO
-        for minute in list(buckets):
-            if minute < start:
-                del buckets[minute]
-            elif minute <= now_minute + 1:
-                total += buckets[minute]
-        if not buckets:
-            self.buckets.pop(subject, None)
-        return total
+        window = self.by_subject.get(subject)
+        return window.total(now_minute - self.window + 1, now_minute + 1) if window is not None else ZERO
+
+    def last_of(self, subject: str) -> tuple[str | None, str | None]:
+        """(model, key or agent) of the subject's last event."""
+        window = self.by_subject.get(subject)
+        record = window.last if window is not None else None
+        return (record.model, key_of(record.metadata)) if record is not None else (None, None)
+
+    def senders(self, subject: str) -> set[str]:
+        window = self.by_subject.get(subject)
+        return window.senders if window is not None else set()
 
 
 class Detector:
@@ -101,24 +136,25 @@ class Detector:
         now = self.services.clock.now()
         now_minute = int(now.timestamp() // 60)
         oldest = now_minute - self.windows.window + 1
-        touched: set[str] = set()
-        windows = self.windows
+        touched: set[Window] = set()
+        of = self.windows.of
         for record, user_key, cost in result.stored:
             if not cost:
                 continue
-            minute = int(record.occurred_at.timestamp() // 60)
+            minute = int(record.occurred_at.timestamp()) // 60
             if minute < oldest or minute > now_minute + 1:
                 continue  # a backfill, or a sender's clock far ahead: not a rate
-            subject = f"user:{user_key}" if is_slack_user_id(user_key) else f"key:{user_key}"
-            windows.add(subject, minute, cost)
-            windows.last[subject] = (record.model, key_of(record.metadata))
-            windows.subjects_of[subject].add(record.subject)
-            touched.add(subject)
+            window = of(user_key)
+            window.add(minute, cost)
+            window.last = record
+            window.senders.add(record.subject)
+            touched.add(window)
         floor = self.settings.min_usd
-        for subject in touched:
-            total = windows.total(subject, now_minute)
+        for window in touched:
+            total = window.total(oldest, now_minute + 1)
             if total * 2 <= floor:
                 continue  # nowhere near: the usual case, no lookup at all
+            subject = window.subject
             threshold = self.cached_threshold(subject)  # never a query here: the webhook waits for this hook
             if total * 2 > threshold and subject not in self._checking and self._ready(subject, now, total > threshold):
                 self._checking.add(subject)

@@ -32,7 +32,7 @@ async def confirm_and_trip(services: Services, detector, subject: str, now) -> f
     window = timedelta(minutes=settings.window_minutes)
     kind, _, name = subject.partition(":")
     threshold = await detector.threshold(subject)
-    subjects = detector.windows.subjects_of.get(subject) or {name}
+    subjects = detector.windows.senders(subject) or {name}
     async with services.db.session() as session:
         if subject in await breaker_repo.open_subjects(session, [subject], now):
             return OPEN_SECONDS
@@ -40,7 +40,7 @@ async def confirm_and_trip(services: Services, detector, subject: str, now) -> f
                                                        since=now - window, until=now + timedelta(minutes=1))
     if total <= threshold:
         return RECHECK_SECONDS
-    last_model, key_id = detector.windows.last.get(subject, (None, None))
+    last_model, key_id = detector.windows.last_of(subject)
     person = name if kind == "user" else None
     usual = await detector.usual(subject)
     pause = settings.mode == "pause"
