@@ -1,22 +1,23 @@
 """Runaway detection (SPEC 12): cheap in-memory window sums as events arrive, confirmed in the database.
 
-The ingest hook (installed by bot/wiring.py when `[breaker] mode` is not "off") adds each stored
-event's cost to a per-minute bucket of its subject: the person (a Slack user id), or, for spend
-no person is linked to, the API key or agent id itself. That is a dict update per event; the
-webhook's answer never waits for anything more. After a batch, each touched subject's window
-sum (at most `window_minutes` buckets) is compared with its threshold,
-`max(min_usd, factor x usual)`, where "usual" is the person's average spend per window over the
-last 14 local days (from the daily rollups, cached 10 minutes per person).
+The ingest hook (installed by bot/wiring.py when `[breaker] mode` is not "off") sums each stored
+batch per subject: the person (a Slack user id) or, for spend no person is linked to, the key or
+id itself. Per event that is one time comparison, two dict updates and one addition; only events
+that happened within the last window count (a backfill is not a rate). Each subject's batch sum
+goes into the bucket of the minute it arrived in, and the subject's window is the sum of its last
+`window_minutes` buckets, kept as a running sum. The webhook's answer waits for nothing more:
+no query ever runs in the hook. A subject whose window passes half its threshold,
+`max(min_usd, factor x usual)` ("usual": the person's average spend per window over the last 14
+local days from the daily rollups, read by the background check and cached 10 minutes), gets a
+background check.
 
-Only a subject over its threshold here costs a query: a background task sums the window in the
-database (every process's events count there, and a burst another process received is seen as
-soon as this process's share passes half the threshold), and trips only if that sum is over too.
-The trip itself is an insert of (subject, episode) that exactly one process wins
-(storage/breaker_repo.py).
+The check sums the window in the database by the events' own times (every process's events
+count there, so a burst spread over processes is seen as soon as one process's share passes
+half the threshold) and trips only if that sum is over the threshold. The trip is an insert of
+(subject, episode) that exactly one process wins (storage/breaker_repo.py).
 
-Time is the injected clock's. An event counts in the window when it happened in
-[now - window, now + 1 min]; a clock that jumps back never yields a negative window (older
-buckets simply fall out), and buckets far in the future are ignored.
+Time is the injected clock's. A clock that jumps back never yields a negative window (buckets
+"ahead" of it are left out until it catches up); one that jumps forward lets old buckets fall out.
 """
 
 from __future__ import annotations
@@ -136,19 +137,27 @@ class Detector:
         now = self.services.clock.now()
         now_minute = int(now.timestamp() // 60)
         oldest = now_minute - self.windows.window + 1
-        touched: set[Window] = set()
-        of = self.windows.of
-        for record, user_key, cost in result.stored:
-            if not cost:
-                continue
-            minute = int(record.occurred_at.timestamp()) // 60
-            if minute < oldest or minute > now_minute + 1:
+        cutoff = now - timedelta(minutes=self.windows.window)
+        ahead = now + MAX_WAIT
+        sums: dict[str, Decimal] = {}
+        lasts: dict[str, Any] = {}
+        for record, user_key, cost in result.stored:  # per event: a comparison, two dict updates, one addition
+            when = record.occurred_at
+            if not cost or when < cutoff or when > ahead:
                 continue  # a backfill, or a sender's clock far ahead: not a rate
+            known = sums.get(user_key)
+            sums[user_key] = cost if known is None else known + cost
+            lasts[user_key] = record
+        if not sums:
+            return
+        of = self.windows.of
+        touched = []
+        for user_key, spent in sums.items():  # per person: the batch lands in this minute's bucket
             window = of(user_key)
-            window.add(minute, cost)
-            window.last = record
+            window.add(now_minute, spent)
+            record = window.last = lasts[user_key]
             window.senders.add(record.subject)
-            touched.add(window)
+            touched.append(window)
         floor = self.settings.min_usd
         for window in touched:
             total = window.total(oldest, now_minute + 1)
