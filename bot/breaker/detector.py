@@ -136,7 +136,6 @@ class Detector:
             return
         now = self.services.clock.now()
         now_minute = int(now.timestamp() // 60)
-        oldest = now_minute - self.windows.window + 1
         cutoff = now - timedelta(minutes=self.windows.window)
         ahead = now + MAX_WAIT
         sums: dict[str, Decimal] = {}
@@ -150,19 +149,32 @@ class Detector:
             lasts[user_key] = record
         if not sums:
             return
-        of = self.windows.of
-        touched = []
-        for user_key, spent in sums.items():  # per person: the batch lands in this minute's bucket
-            window = of(user_key)
-            window.add(now_minute, spent)
+        windows = self.windows
+        by_key, of = windows.by_key, windows.of
+        floor = self.settings.min_usd
+        start = now_minute - windows.window + 1
+        near = []
+        for user_key, spent in sums.items():  # per person, inlined: most people are nowhere near
+            window = by_key.get(user_key) or of(user_key)
+            buckets = window.buckets
+            if buckets and next(iter(buckets)) < start:
+                window.total(start, now_minute + 1)  # drop what fell out of the window
+            if not buckets:
+                window.oldest = window.newest = now_minute
+            elif now_minute > window.newest:
+                window.newest = now_minute
+            elif now_minute < window.oldest:  # the clock jumped back
+                window.oldest = now_minute
+            buckets[now_minute] = buckets.get(now_minute, ZERO) + spent
+            window.sum += spent
             record = window.last = lasts[user_key]
             window.senders.add(record.subject)
-            touched.append(window)
-        floor = self.settings.min_usd
-        for window in touched:
-            total = window.total(oldest, now_minute + 1)
+            if window.sum * 2 > floor:
+                near.append(window)
+        for window in near:
+            total = window.total(start, now_minute + 1)
             if total * 2 <= floor:
-                continue  # nowhere near: the usual case, no lookup at all
+                continue
             subject = window.subject
             threshold = self.cached_threshold(subject)  # never a query here: the webhook waits for this hook
             if total * 2 > threshold and subject not in self._checking and self._ready(subject, now, total > threshold):
