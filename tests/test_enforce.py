@@ -12,8 +12,8 @@ import pytest
 
 from bot.approvals import service
 from bot.clock import SettableClock
-from bot.enforce import push
-from bot.enforce.litellm import LiteLLMClient, push_team
+from bot.enforce import openai_limits, push
+from bot.enforce.litellm import EnforcerError, LiteLLMClient, push_team
 from bot.enforce_config import EnforceSettings, LiteLLMEnforcer, OpenAIEnforcer
 from tests.fakes.litellm_api import FakeLiteLLM
 from tests.fakes.openai_admin import FakeOpenAIAdmin
@@ -171,6 +171,29 @@ async def test_openai_project_gets_the_budget_in_cents_and_a_pause_gets_one_cent
         assert openai_fake.limits == {"proj_abc": 123456}
         assert openai_fake.calls[-1] == ("POST", "proj_abc", {"currency": "USD", "interval": "month",
                                                                "threshold_amount": 123456})
+        client = openai_limits.openai_client(bot.settings)
+        try:
+            assert await openai_limits.push_project(client, "proj_abc", limit=Decimal(50), paused=True) == {
+                "project": "proj_abc", "threshold_amount": 1}
+            assert openai_fake.limits == {"proj_abc": 1}  # the smallest limit the API takes
+            openai_fake.failing = True
+            with pytest.raises(EnforcerError, match="OpenAI spend_limit proj_abc"):
+                await openai_limits.push_project(client, "proj_abc", limit=Decimal(50), paused=False)
+        finally:
+            await client.close()
+        openai_fake.admin_key = "sk-other"
+        openai_fake.failing = False
+        async with bot.services.db.write() as session:
+            await push.mark_subject(bot.services, session, "project:proj_abc")
+        await push.deliver_due(bot.services)
+        [(error,)] = await bot.sql("SELECT last_error FROM enforce_pushes")
+        assert "AuthenticationError" in error  # the admin key is checked
+
+
+async def test_admin_status_is_for_admins(make_bot, proxy):
+    bot, _ = await start(make_bot, proxy)
+    answer = await ask(bot, "admin status", user=ALICE)
+    assert "Only tokenbot admins can see the enforcers' status" in str(answer)
 
 
 
