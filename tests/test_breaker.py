@@ -281,3 +281,17 @@ async def test_the_next_digest_names_yesterdays_trips(make_bot, fake_slack, prox
     hidden = await build_digest(bot.services, Subscription("C0SPEND", time(9), leaderboard="anonymous"),
                                 START.astimezone(TZ).date(), START.astimezone(TZ).date())
     assert hidden.breaker_trips == ("The runaway breaker tripped 1 time.",)
+
+
+async def test_the_audit_history_tells_breaker_steps(make_bot, fake_slack, proxy):
+    from bot.approvals.builder import audit_history
+    from bot.views.audit import audit_text
+
+    bot, clock = await start(make_bot, proxy)
+    await burst(bot, clock)
+    await press(bot, fake_slack, BOB, "pause")
+    await press(bot, fake_slack, BOB, "resume")
+    text = audit_text(ALICE, await audit_history(bot.services, ALICE), {ALICE: "Alice", BOB: "Bob"})
+    for line in ("the runaway breaker tripped for Alice: $30 in the window", "Bob paused Alice (runaway breaker)",
+                 "Bob resumed Alice (runaway breaker)"):
+        assert line in text
