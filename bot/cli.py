@@ -42,6 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     rep.add_argument("--all", action="store_true", help="also re-price events already priced (not source-priced)")
     enf = sub.add_parser("enforce", help="enforcers: status, or push what waits now")
     enf.add_argument("action", choices=("status", "push"))
+    enf.add_argument("--all", dest="everyone", action="store_true", help="push: queue everyone first")
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
 
@@ -78,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
             from bot.enforce.cli import enforce_command
 
             migrate(settings)
-            return asyncio.run(enforce_command(settings, args.action))
+            return asyncio.run(enforce_command(settings, args.action, everyone=args.everyone))
     except (ConfigError, CommandError) as exc:
         print(f"tokenbot: {exc}", file=sys.stderr)
         return 2

@@ -220,3 +220,11 @@ async def test_month_rollover_pushes_the_new_months_limit(make_bot, proxy):
     await push.rollover(bot.services)
     await bot.services.background.drain()
     assert proxy.users["alice@acme.test"].max_budget == 370.0  # LiteLLM's $170 + December's $200
+
+
+async def test_rollover_also_pushes_people_never_pushed_before(make_bot, proxy):
+    bot, _ = await start(make_bot, proxy)
+    await spend(bot, 1, "40", START - timedelta(hours=1))
+    assert await push.mark_everyone(bot.services) == 1
+    await bot.services.background.drain()
+    assert proxy.users["alice@acme.test"].max_budget == 190.0  # $30 + (200 - 40)

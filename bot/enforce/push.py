@@ -29,13 +29,15 @@ from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.clock import month_key
 from bot.enforce import litellm, openai_limits
 from bot.enforce.litellm import EnforcerError, LiteLLMClient
 from bot.enforce.subjects import SubjectState, litellm_ids, project_subject, state_of, user_subject
+from bot.identities import is_slack_user_id
 from bot.scheduler import JobSpec
 from bot.services import Services
 from storage import enforce_repo
-from storage.models import EnforcePush
+from storage.models import EnforcePush, UsageMonthly
 
 log = logging.getLogger(__name__)
 
@@ -70,13 +72,21 @@ async def mark_person(services: Services, session: AsyncSession, user_key: str) 
 
 
 async def mark_everyone(services: Services) -> int:
-    """The month rollover: every subject any enforcer holds, and every mapped project, pushed again
-    (the new month's limit; LiteLLM's spend keeps counting, so its budget is re-based)."""
+    """The month rollover: every subject any enforcer holds, everyone who spent last month or this one,
+    and every mapped project, pushed again (the new month's limit; LiteLLM's spend keeps counting, so
+    its budget is re-based). Also how a deployment that just turned an enforcer on gets everyone's
+    budget there: `tokenbot enforce push --all`."""
     enforce = services.settings.enforce
     if not enforce.names:
         return 0
+    today = services.clock.today()
+    months = (month_key(today), month_key(today.replace(day=1) - timedelta(days=1)))
     async with services.db.write() as session:
         subjects = set(await session.scalars(select(EnforcePush.subject).distinct()))
+        if enforce.litellm is not None:  # everyone who spent last month or this one, pushed or not yet
+            spenders = await session.scalars(select(UsageMonthly.user_key).where(UsageMonthly.month.in_(months))
+                                             .distinct())
+            subjects.update(user_subject(u) for u in spenders if is_slack_user_id(u))
         if enforce.openai is not None:
             subjects.update(project_subject(p) for p in {*enforce.openai.projects, *enforce.openai.amounts})
         for subject in sorted(subjects):
