@@ -31,6 +31,7 @@ from typing import Any
 from bot.identities import is_slack_user_id
 from bot.services import Services
 from bot.usage import IngestResult
+from storage import breaker_repo
 
 log = logging.getLogger(__name__)
 
@@ -64,17 +65,6 @@ class Window:
         self.oldest = self.newest = 0
         self.last = None  # the last UsageRecord (its model and metadata name the trip)
         self.senders: set[str] = set()  # the raw sender ids seen (indexed in the database)
-
-    def add(self, minute: int, cost: Decimal) -> None:
-        buckets = self.buckets
-        if not buckets:
-            self.oldest = self.newest = minute
-        elif minute < self.oldest:
-            self.oldest = minute
-        elif minute > self.newest:
-            self.newest = minute
-        buckets[minute] = buckets.get(minute, ZERO) + cost
-        self.sum += cost
 
     def total(self, start: int, end: int) -> Decimal:
         """Spend in minutes [start, end]; buckets before `start` are dropped for good."""
@@ -210,8 +200,6 @@ class Detector:
         cached = self._usual.get(name)
         if cached is not None and time.monotonic() - cached[1] < USUAL_CACHE_SECONDS:
             return cached[0]
-        from storage import breaker_repo
-
         today = self.services.clock.today()
         async with self.services.db.session() as session:
             spent = await breaker_repo.daily_spend(session, name, today - timedelta(days=USUAL_DAYS), today)
