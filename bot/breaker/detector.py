@@ -1,14 +1,15 @@
 """Runaway detection (SPEC 12): cheap in-memory window sums as events arrive, confirmed in the database.
 
-The ingest hook (installed by bot/wiring.py when `[breaker] mode` is not "off") sums each stored
-batch per subject: the person (a Slack user id) or, for spend no person is linked to, the key or
-id itself. Per event that is one time comparison, two dict updates and one addition; only events
-that happened within the last window count (a backfill is not a rate). Each subject's batch sum
-goes into the bucket of the minute it arrived in, and the subject's window is the sum of its last
-`window_minutes` buckets, kept as a running sum. The webhook's answer waits for nothing more:
-no query ever runs in the hook. A subject whose window passes half its threshold,
+The ingest hook (installed by bot/wiring.py when `[breaker] mode` is not "off") reads each stored
+batch's spend per person (or, for spend no person is linked to, per key or id), summed by the
+ingest's own pass over the events (bot/usage.py `recent_window`: one comparison and two dict
+updates more per event); only events that happened within the last window count (a backfill is
+not a rate). The hook adds each person's batch sum to the minute it arrived in and to the person's
+running total over the minutes still held (minutes are forgotten once per minute, not per batch);
+the webhook's answer waits for nothing more, and no query ever runs in the hook. Someone past half
+of `min_usd` gets their window summed exactly; past half their threshold,
 `max(min_usd, factor x usual)` ("usual": the person's average spend per window over the last 14
-local days from the daily rollups, read by the background check and cached 10 minutes), gets a
+local days from the daily rollups, read by the background check and cached 10 minutes), they get a
 background check.
 
 The check sums the window in the database by the events' own times (every process's events
@@ -53,59 +54,44 @@ def key_of(metadata: dict[str, Any] | None) -> str | None:
     return None
 
 
-class Window:
-    """One subject's spend per minute bucket, its running sum, and the last event seen (model, key)."""
-
-    __slots__ = ("buckets", "last", "newest", "oldest", "senders", "subject", "sum")
-
-    def __init__(self, subject: str) -> None:
-        self.subject = subject
-        self.buckets: dict[int, Decimal] = {}
-        self.sum = ZERO
-        self.oldest = self.newest = 0
-        self.last = None  # the last UsageRecord (its model and metadata name the trip)
-        self.senders: set[str] = set()  # the raw sender ids seen (indexed in the database)
-
-    def total(self, start: int, end: int) -> Decimal:
-        """Spend in minutes [start, end]; buckets before `start` are dropped for good."""
-        buckets = self.buckets
-        if buckets and self.oldest < start:
-            for minute in [m for m in buckets if m < start]:
-                self.sum -= buckets.pop(minute)
-            self.oldest = min(buckets, default=0)
-        if buckets and self.newest > end:  # the clock jumped back: what lies ahead does not count (yet)
-            return sum((v for m, v in buckets.items() if m <= end), ZERO)
-        return self.sum
-
-
 class Windows:
-    """Every subject's window, by the user_key events carry."""
+    """Spend per arrival minute per user_key, the running total of each user_key's window, and the last
+    event seen of each (its model and metadata name the trip)."""
 
     def __init__(self, window_minutes: int) -> None:
         self.window = window_minutes
-        self.by_key: dict[str, Window] = {}
-        self.by_subject: dict[str, Window] = {}
+        self.minutes: dict[int, dict[str, Decimal]] = {}  # minute -> user_key -> spend that arrived then
+        self.totals: dict[str, Decimal] = {}  # user_key -> the sum over its minutes still held
+        self.last: dict[str, Any] = {}  # user_key -> the last recent UsageRecord
 
-    def of(self, user_key: str) -> Window:
-        window = self.by_key.get(user_key)
-        if window is None:
-            subject = f"user:{user_key}" if is_slack_user_id(user_key) else f"key:{user_key}"
-            window = self.by_key[user_key] = self.by_subject[subject] = Window(subject)
-        return window
+    def expire(self, start: int) -> None:
+        """Forget the minutes before `start` (once per minute that falls out, whatever the traffic)."""
+        minutes, totals = self.minutes, self.totals
+        for minute in [m for m in minutes if m < start]:
+            for user_key, spent in minutes.pop(minute).items():
+                left = totals[user_key] - spent
+                if left:
+                    totals[user_key] = left
+                else:
+                    del totals[user_key]
+                    self.last.pop(user_key, None)
 
     def total(self, subject: str, now_minute: int) -> Decimal:
-        window = self.by_subject.get(subject)
-        return window.total(now_minute - self.window + 1, now_minute + 1) if window is not None else ZERO
+        """A subject's spend in the window ending at `now_minute`: exact, and never counting minutes
+        "ahead" of a clock that jumped back."""
+        user_key = subject.partition(":")[2]
+        start, end = now_minute - self.window + 1, now_minute + 1
+        return sum((spent.get(user_key, ZERO) for minute, spent in self.minutes.items() if start <= minute <= end),
+                   ZERO)
 
     def last_of(self, subject: str) -> tuple[str | None, str | None]:
-        """(model, key or agent) of the subject's last event."""
-        window = self.by_subject.get(subject)
-        record = window.last if window is not None else None
+        """(model, key or agent) of the subject's last recent event."""
+        record = self.last.get(subject.partition(":")[2])
         return (record.model, key_of(record.metadata)) if record is not None else (None, None)
 
-    def senders(self, subject: str) -> set[str]:
-        window = self.by_subject.get(subject)
-        return window.senders if window is not None else set()
+
+def subject_of(user_key: str) -> str:
+    return f"user:{user_key}" if is_slack_user_id(user_key) else f"key:{user_key}"
 
 
 class Detector:
@@ -115,6 +101,7 @@ class Detector:
         self.services = services
         self.settings = services.settings.breaker
         self.windows = Windows(self.settings.window_minutes)
+        self.window = timedelta(minutes=self.settings.window_minutes)
         self._usual: dict[str, tuple[Decimal, float]] = {}
         self._checking: set[str] = set()
         # subject -> the (injected clock's) moment before which no query runs for it
@@ -122,50 +109,32 @@ class Detector:
         self.checks = 0  # database confirmations run (bench, tests)
 
     async def after_ingest(self, result: IngestResult) -> None:
-        if not result.stored:
+        sums, lasts = result.recent, result.recent_last  # summed per person by the ingest's own pass
+        if not sums:
             return
         now = self.services.clock.now()
         now_minute = int(now.timestamp() // 60)
-        cutoff = now - timedelta(minutes=self.windows.window)
-        ahead = now + MAX_WAIT
-        sums: dict[str, Decimal] = {}
-        lasts: dict[str, Any] = {}
-        for record, user_key, cost in result.stored:  # per event: a comparison, two dict updates, one addition
-            when = record.occurred_at
-            if not cost or when < cutoff or when > ahead:
-                continue  # a backfill, or a sender's clock far ahead: not a rate
-            known = sums.get(user_key)
-            sums[user_key] = cost if known is None else known + cost
-            lasts[user_key] = record
-        if not sums:
-            return
         windows = self.windows
-        by_key, of = windows.by_key, windows.of
-        floor = self.settings.min_usd
         start = now_minute - windows.window + 1
+        if windows.minutes and next(iter(windows.minutes)) < start:
+            windows.expire(start)
+        bucket = windows.minutes.get(now_minute)
+        if bucket is None:
+            bucket = windows.minutes[now_minute] = {}
+        totals = windows.totals
+        half = self.settings.min_usd / 2
         near = []
-        for user_key, spent in sums.items():  # per person, inlined: most people are nowhere near
-            window = by_key.get(user_key) or of(user_key)
-            buckets = window.buckets
-            if buckets and next(iter(buckets)) < start:
-                window.total(start, now_minute + 1)  # drop what fell out of the window
-            if not buckets:
-                window.oldest = window.newest = now_minute
-            elif now_minute > window.newest:
-                window.newest = now_minute
-            elif now_minute < window.oldest:  # the clock jumped back
-                window.oldest = now_minute
-            buckets[now_minute] = buckets.get(now_minute, ZERO) + spent
-            window.sum += spent
-            record = window.last = lasts[user_key]
-            window.senders.add(record.subject)
-            if window.sum * 2 > floor:
-                near.append(window)
-        for window in near:
-            total = window.total(start, now_minute + 1)
-            if total * 2 <= floor:
-                continue
-            subject = window.subject
+        for user_key, spent in sums.items():  # per person: two dict updates, two additions, a comparison
+            known = bucket.get(user_key)
+            bucket[user_key] = spent if known is None else known + spent
+            known = totals.get(user_key)
+            total = totals[user_key] = spent if known is None else known + spent
+            if total > half:
+                near.append(user_key)
+        windows.last.update(lasts)
+        for user_key in near:  # rarely anyone: those past half of min_usd
+            subject = subject_of(user_key)
+            total = windows.total(subject, now_minute)
             threshold = self.cached_threshold(subject)  # never a query here: the webhook waits for this hook
             if total * 2 > threshold and subject not in self._checking and self._ready(subject, now, total > threshold):
                 self._checking.add(subject)

@@ -15,6 +15,7 @@ from datetime import timedelta
 
 from bot.breaker.messages import post_trip
 from bot.enforce import push as enforce_push
+from bot.enforce.subjects import known_ids
 from bot.services import Services
 from storage import audit_repo, breaker_repo
 
@@ -32,8 +33,8 @@ async def confirm_and_trip(services: Services, detector, subject: str, now) -> f
     window = timedelta(minutes=settings.window_minutes)
     kind, _, name = subject.partition(":")
     threshold = await detector.threshold(subject)
-    subjects = detector.windows.senders(subject) or {name}
     async with services.db.session() as session:
+        subjects = await known_ids(services, session, name)  # every sender id that resolves to the subject
         if subject in await breaker_repo.open_subjects(session, [subject], now):
             return OPEN_SECONDS
         total, model = await breaker_repo.window_spend(session, user_key=name, subjects=subjects,

@@ -32,7 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.clock import month_key
 from bot.enforce import litellm, openai_limits
 from bot.enforce.litellm import EnforcerError, LiteLLMClient
-from bot.enforce.subjects import SubjectState, litellm_ids, project_subject, state_of, user_subject
+from bot.enforce.subjects import SubjectState, known_ids, project_subject, state_of, user_subject
 from bot.identities import is_slack_user_id
 from bot.scheduler import JobSpec
 from bot.services import Services
@@ -107,7 +107,7 @@ async def _push(services: Services, http: aiohttp.ClientSession, enforcer: str, 
     if enforcer == "litellm":
         client = LiteLLMClient(settings.enforce.litellm.url, settings.litellm_master_key, http)
         if state.kind == "user":
-            ids = await litellm_ids(services, session, state.name)
+            ids = await known_ids(services, session, state.name)
             return await litellm.push_user(client, ids, remaining=state.remaining_usd, paused=state.paused,
                                            previous=previous)
         if state.kind == "key":

@@ -15,7 +15,7 @@ from storage import breaker_repo
 from storage.models import Identity
 
 ZERO = Decimal(0)
-MAX_LITELLM_IDS = 20
+MAX_IDS = 20
 
 
 def user_subject(user_key: str) -> str:
@@ -78,12 +78,13 @@ def project_budget(settings, project: str) -> Decimal | None:
     return openai.amounts.get(project)
 
 
-async def litellm_ids(services: Services, session: AsyncSession, user_key: str) -> list[str]:
-    """The ids a person may have on the proxy: the Slack id itself, and every external id linked to
-    it (config `[identities]`, admin links, emails seen in usage). Those the proxy does not know
-    are skipped at push time (`/user/info` answers 404)."""
+async def known_ids(services: Services, session: AsyncSession, user_key: str) -> list[str]:
+    """Every id a person is known by: the Slack id itself, and every external id linked to it (config
+    `[identities]`, admin links, emails seen in usage). Their ids on the LiteLLM proxy are among
+    these (those the proxy does not know are skipped at push time: `/user/info` answers 404), and
+    so are the sender ids of their events (the breaker's check reads the events by them)."""
     ids = [user_key]
     ids += [k for k, v in services.settings.identities.items() if v == user_key]
     ids += list(await session.scalars(select(Identity.external_id).where(Identity.slack_user_id == user_key)
-                                      .order_by(Identity.external_id).limit(MAX_LITELLM_IDS)))
-    return list(dict.fromkeys(ids))[:MAX_LITELLM_IDS]
+                                      .order_by(Identity.external_id).limit(MAX_IDS)))
+    return list(dict.fromkeys(ids))[:MAX_IDS]
