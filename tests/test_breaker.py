@@ -295,3 +295,33 @@ async def test_the_audit_history_tells_breaker_steps(make_bot, fake_slack, proxy
     for line in ("the runaway breaker tripped for Alice: $30 in the window", "Bob paused Alice (runaway breaker)",
                  "Bob resumed Alice (runaway breaker)"):
         assert line in text
+
+
+async def test_a_burst_split_over_two_processes_trips_once(make_bot, fake_slack, proxy):
+    bot, clock = await start(make_bot, proxy)
+    other, _ = await start(make_bot, proxy, clock=clock)
+    events = [usage(f"s{i}", ALICE, "5", clock.now() - timedelta(seconds=20 * i)) for i in range(6)]
+    # each process sees $15 of the $30: neither alone is over $20, both past half of it
+    await asyncio.gather(bot.post_usage({"events": events[0::2]}), other.post_usage({"events": events[1::2]}))
+    for instance in (bot, other):
+        await instance.services.background.drain()
+    from sqlalchemy import select
+
+    from storage.models import BreakerTrip
+
+    async with bot.services.db.session() as session:
+        assert list(await session.scalars(select(BreakerTrip.window_usd))) == [Decimal(30)]
+    assert len(trip_dms(fake_slack, BOB)) == 1
+
+
+def test_the_jobs_exist_when_configured(settings):
+    from bot.wiring import build_services, scheduled_jobs
+
+    plain = {spec.id for spec in scheduled_jobs(build_services(settings, with_slack=False))}
+    assert not plain & {"enforce-deliver", "enforce-rollover", "breaker-auto-resume"}
+    from dataclasses import replace
+
+    configured = replace(settings, enforce=EnforceSettings(litellm=LiteLLMEnforcer(url="http://x:4000")),
+                         breaker=BreakerSettings(mode="pause"))
+    ids = {spec.id for spec in scheduled_jobs(build_services(configured, with_slack=False))}
+    assert {"enforce-deliver", "enforce-rollover", "breaker-auto-resume"} <= ids
