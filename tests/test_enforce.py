@@ -135,7 +135,8 @@ async def test_admin_status_shows_failures_and_admins_hear_once(make_bot, proxy,
     told = [m for m in fake_slack.messages_in("D" + ADMIN) if "LiteLLM" in (m.get("text") or "")]
     assert len(told) == 1  # once per failing spell, however many failures
     text = str(await ask(bot, "admin status"))
-    assert "LiteLLM proxy*: failing, 1 push waiting" in text and "HTTP 503" in text
+    assert "LiteLLM proxy failing" in text and "LiteLLM proxy*: failing since" in text and "1 push waiting" in text
+    assert "HTTP 503" in text
 
     proxy.failing = False
     clock.set(START + timedelta(hours=2))

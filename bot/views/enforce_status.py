@@ -60,8 +60,9 @@ def _line(e: EnforcerLine, *, slack: bool) -> str:
     target = escape(e.target) if slack else e.target
     bold = f"*{e.label}*" if slack else e.label
     lead = f"{icon} {bold}" if icon else bold
+    state = e.state if e.failing_since is None else f"failing since {_when(e.failing_since, slack=slack)}"
     waiting = f"{plural(e.waiting, 'push', 'pushes')} waiting" if e.waiting else "nothing waiting"
-    lines = [f"{lead}: {e.state}, {waiting}",
+    lines = [f"{lead}: {state}, {waiting}",
              f"{target}",
              f"Last success {_when(e.last_success, slack=slack)}"]
     if e.last_failure is not None:
@@ -79,14 +80,17 @@ def status_lines(view: StatusView) -> list[str]:
 
 
 def status_fallback(view: StatusView) -> str:
+    """The answer in one line (the header and the notification): what is failing, else that all is well."""
     failing = [e.label for e in view.enforcers if e.state == "failing"]
     if failing:
-        return f"Enforcers: {', '.join(failing)} failing"
-    return f"Enforcers: {len(view.enforcers)} configured, all ok" if view.enforcers else "No enforcers configured"
+        return f"{' and '.join(failing)} failing"
+    if not view.enforcers:
+        return "No enforcers configured"
+    return "All enforcers ok" if len(view.enforcers) > 1 else f"{view.enforcers[0].label} ok"
 
 
 def status_blocks(view: StatusView) -> list[Block]:
-    blocks: list[Block] = [header("tokenbot status")]
+    blocks: list[Block] = [header(status_fallback(view))]
     if view.enforcers:
         blocks += [section(_line(e, slack=True)) for e in view.enforcers]
     else:
