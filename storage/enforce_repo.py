@@ -14,7 +14,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, func, select, update
+from sqlalchemy import ColumnElement, and_, case, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.leases import LeasedRows
@@ -36,9 +36,15 @@ async def mark(session: AsyncSession, enforcer: str, subject: str, now: datetime
     await session.execute(stmt)
 
 
+LONGEST_LEASE = timedelta(minutes=5)
+
+
 def _due(now: datetime) -> ColumnElement[bool]:
-    return and_(EnforcePush.version > EnforcePush.pushed_version, EnforcePush.next_attempt_at <= now,
-                ROWS.free(now))
+    """Waiting for a push, its retry time come, nobody holding it. A retry time or lease further ahead
+    than any backoff or lease could set means the clock jumped back: due now, not in hours."""
+    return and_(EnforcePush.version > EnforcePush.pushed_version,
+                or_(EnforcePush.next_attempt_at <= now, EnforcePush.next_attempt_at > now + ROWS.max_retry),
+                or_(ROWS.free(now), EnforcePush.locked_until > now + LONGEST_LEASE))
 
 
 async def due(session: AsyncSession, now: datetime, limit: int) -> list[EnforcePush]:

@@ -229,3 +229,16 @@ async def test_rollover_also_pushes_people_never_pushed_before(make_bot, proxy):
     assert await push.mark_everyone(bot.services) == 1
     await bot.services.background.drain()
     assert proxy.users["alice@acme.test"].max_budget == 190.0  # $30 + (200 - 40)
+
+
+async def test_a_clock_that_jumps_back_does_not_hold_pushes_for_hours(make_bot, proxy):
+    bot, clock = await start(make_bot, proxy)
+    proxy.failing = True
+    await approve(bot, "50")
+    for _ in range(8):  # backoff grows to 10 minutes
+        clock.advance(minutes=11)
+        await push.deliver_due(bot.services)
+    proxy.failing = False
+    clock.advance(hours=-6)  # NTP fixes a clock that ran ahead
+    assert await push.deliver_due(bot.services) == 1  # not 6 hours later
+    assert proxy.users["alice@acme.test"].max_budget == 280.0  # $30 + $250 left
