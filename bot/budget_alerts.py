@@ -36,6 +36,7 @@ from slack_sdk.errors import SlackApiError
 from bot.budgets import BudgetStatus, budget_statuses, forecast
 from bot.card_builder import limits_enforced
 from bot.clock import month_key, month_label, month_last_day
+from bot.enforce import push as enforce_push
 from bot.identities import is_slack_user_id
 from bot.people import display_names
 from bot.services import Services
@@ -179,6 +180,12 @@ async def check_users(
 
     async with services.db.write() as session:
         won = await alerts_repo.claim(session, claims)
+        full = {c["user_key"] for c in claims if c["kind"] == "threshold" and Decimal(c["threshold"]) >= 1
+                and (c["user_key"], "threshold", c["threshold"]) in won}
+        for user in sorted(full):  # SPEC 11: at 100% the enforcers hear at once that nothing is left
+            await enforce_push.mark_person(services, session, user)
+    if full:
+        enforce_push.kick(services)
 
     names = await display_names(services, people)
     first_full = next((t for t in settings.alert_thresholds if t >= 1), None)

@@ -53,12 +53,17 @@ def _period(label: str, first: date, last: date, days: dict[date, Measures]) -> 
     return PeriodFigures(label=label, first=first, last=last, **dataclasses.asdict(total))
 
 
-def limits_enforced(settings: Settings) -> bool:
-    """Whether going over a budget refuses calls: gateways can ask the limits API, or are told by limit.changed."""
-    return bool(settings.api_token or settings.limits_webhook_url)
+def limits_enforced(settings: Settings) -> str:
+    """Where going over a budget refuses calls, as the start of a sentence ("" when nowhere): the LiteLLM
+    proxy when `[enforce.litellm]` keeps its budgets (SPEC 11), else gateways that ask the limits API or
+    are told by limit.changed."""
+    if settings.enforce.litellm is not None:
+        return "The LiteLLM proxy refuses"
+    return "Gateways that check tokenbot refuse" if settings.api_token or settings.limits_webhook_url else ""
 
 
-def budget_figures(status: BudgetStatus, week_spend: Decimal, today: date, *, enforced: bool = False) -> BudgetFigures:
+def budget_figures(status: BudgetStatus, week_spend: Decimal, today: date, *,
+                   enforced: bool | str = False) -> BudgetFigures:
     outlook = forecast(status, week_spend, today)
     return BudgetFigures(
         **dataclasses.asdict(status),

@@ -1,4 +1,4 @@
-"""`tokenbot` command line: serve | demo | db upgrade | import | reprice | digest.
+"""`tokenbot` command line: serve | demo | db upgrade | import | reprice | digest | enforce.
 
 Each command builds its process with `bot.wiring.build_services`; the heavier modules are
 imported by the command that needs them, so `tokenbot --help` and `db upgrade` start fast.
@@ -43,6 +43,9 @@ def main(argv: list[str] | None = None) -> int:
     from bot.providers.cli import add_parsers as add_source_parsers
 
     add_source_parsers(sub)  # sources status|sync, reconcile (bot/providers/cli.py)
+    enf = sub.add_parser("enforce", help="enforcers: status, or push what waits now")
+    enf.add_argument("action", choices=("status", "push"))
+    enf.add_argument("--all", dest="everyone", action="store_true", help="push: queue everyone first")
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
 
@@ -80,6 +83,11 @@ def main(argv: list[str] | None = None) -> int:
 
             migrate(settings)
             return asyncio.run(run_sources(settings, args))
+        if args.command == "enforce":
+            from bot.enforce.cli import enforce_command
+
+            migrate(settings)
+            return asyncio.run(enforce_command(settings, args.action, everyone=args.everyone))
     except (ConfigError, CommandError) as exc:
         print(f"tokenbot: {exc}", file=sys.stderr)
         return 2

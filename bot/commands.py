@@ -34,6 +34,7 @@ from bot import card_builder, outbox
 from bot.amounts import AmountError, parse_amount
 from bot.budgets import budget_status, standing_budget
 from bot.config import SLACK_CHANNEL_ID, SLACK_USER_ID, ConfigError, parse_hhmm
+from bot.enforce import push as enforce_push
 from bot.identities import is_slack_user_id
 from bot.people import fetch_person, is_admin
 from bot.services import Services
@@ -289,6 +290,7 @@ async def set_budget(services: Services, actor: str, user_id: str, amount: Decim
         audit = audit_repo.add_audit(session, at=now, actor=actor, action="set_budget", subject=user_id,
                                          monthly_usd=str(amount), previous_usd=str(before))
         await session.flush()
+        await enforce_push.mark_person(services, session, user_id)  # SPEC 11: enforcers follow
         if services.settings.limits_webhook_url:
             outbox.enqueue(session, msg_id=f"limit-changed-audit-{audit.id}", kind="limit.changed", now=now,
                            payload=outbox.limit_changed_payload(
@@ -297,6 +299,7 @@ async def set_budget(services: Services, actor: str, user_id: str, amount: Decim
                                decided_by=actor, now=now))
     if services.settings.limits_webhook_url:
         outbox.kick(services)
+    enforce_push.kick(services)
     return Notice(f"{mention(user_id)}'s monthly budget is now *{money(amount)}* (was {money(before)}). "
                   "This month's approved raises still apply on top.")
 

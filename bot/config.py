@@ -32,6 +32,7 @@ from bot.config_values import (
     _zone,
 )
 from bot.providers.settings import SourcesConfig, leaderboard_table, parse_sources, with_environment
+from bot.enforce_config import BreakerSettings, EnforceSettings, parse_breaker, parse_enforce
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./tokenbot.db"
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
@@ -77,6 +78,7 @@ class Settings:
     openai_admin_key: str | None = None
     openai_base_url: str | None = None
     metrics_token: str | None = None  # METRICS_TOKEN: bearer token for GET /metrics (unset: open)
+    litellm_master_key: str | None = None  # LITELLM_MASTER_KEY, for [enforce.litellm]
     # TOML file
     timezone: ZoneInfo = field(default_factory=lambda: ZoneInfo("UTC"))
     admins: tuple[str, ...] = ()
@@ -105,6 +107,8 @@ class Settings:
     fold_interval_seconds: float = 0.5  # [ledger] fold_interval_seconds: rollups trail events by about this
     # [sources.*], [reconcile], leaderboard.show_output and the admin keys (SPEC 10; bot/providers/settings.py)
     sources: SourcesConfig = field(default_factory=SourcesConfig)
+    enforce: EnforceSettings = field(default_factory=EnforceSettings)  # [enforce.*] (bot/enforce_config.py)
+    breaker: BreakerSettings = field(default_factory=BreakerSettings)  # [breaker]
 
     def require_slack(self, *, http_mode: bool) -> None:
         """`serve` needs Slack credentials; other commands don't."""
@@ -141,6 +145,7 @@ def load_settings(environ: dict[str, str] | None = None, *, read_dotenv: bool = 
         "openai_admin_key": env.get("OPENAI_ADMIN_KEY"),
         "openai_base_url": _url(env, "OPENAI_BASE_URL", None),
         "metrics_token": env.get("METRICS_TOKEN"),
+        "litellm_master_key": env.get("LITELLM_MASTER_KEY"),
     }
     token = values["slack_bot_token"]
     if token and not token.startswith("xoxb-"):
@@ -203,11 +208,15 @@ def _parse_toml(path: Path) -> dict[str, Any]:
 
 def _toml_values(data: dict[str, Any]) -> dict[str, Any]:
     known = {"timezone", "admins", "leaderboard", "budgets", "approvals", "identities", "digests", "pricing",
-             "litellm", "retention", "ledger", "sources", "reconcile"}
+             "litellm", "retention", "ledger", "sources", "reconcile", "enforce", "breaker"}
     for key in data:
         if key not in known:
             raise ConfigError(f"{key}: unknown setting (known: {', '.join(sorted(known))})")
     out: dict[str, Any] = {}
+    if "enforce" in data:
+        out["enforce"] = parse_enforce(data["enforce"])
+    if "breaker" in data:
+        out["breaker"] = parse_breaker(data["breaker"])
     if "timezone" in data:
         out["timezone"] = _zone(data["timezone"])
     if "admins" in data:

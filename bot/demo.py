@@ -25,6 +25,7 @@ from aiohttp import web
 
 from bot.app import build_web_app
 from bot.approvals.demo import demo_walkthrough
+from bot.breaker.demo import breaker_walkthrough
 from bot.card_builder import render_demo_cards
 from bot.config import ModelPrice, Settings
 from bot.digests.cli import demo_digest_text
@@ -208,6 +209,7 @@ async def _demo(database: Path, people_count: int, seed: int, shots: Path | None
         coders = [provider_demo.DemoCoder(p.sends_as, p.slack_id) for p in people if "@" in p.sends_as][:6]
         provider_demo.fill_fake(services, fake, events, coders, rng, now)
         print("\n" + await provider_demo.pull_and_show(services, coders, {p.slack_id: p.name for p in people}))
+        print("\n" + await breaker_walkthrough(services))
         if shots is not None:
             from bot.shots import write_shots
 

@@ -13,6 +13,7 @@ from bot.config import SLACK_USER_ID
 from bot.identities import looks_like_email
 from bot.services import Services
 from bot.views.format import json_money, json_scope
+from storage import breaker_repo
 from storage.approvals_repo import pending_request
 from storage.models import Budget, BudgetRequest, Identity, Person, UsageMonthly
 
@@ -112,6 +113,10 @@ async def limits_for(services: Services, user: str) -> dict[str, Any] | None:
     async with services.db.session() as session:
         status = await budget_status(session, services.settings, services.clock, user_key)
         pending = await pending_request(session, user_key)
+        paused = await breaker_repo.paused_trip(session, user_key)
+    allowed = status.allowed and paused is None
+    reason = ("paused by the runaway breaker" if paused is not None else
+              None if status.allowed else "over the monthly limit")
     return {
         "user": user,
         "slack_user_id": user_key if SLACK_USER_ID.match(user_key) else None,
@@ -119,6 +124,7 @@ async def limits_for(services: Services, user: str) -> dict[str, Any] | None:
         "limit_usd": json_money(status.limit_usd),
         "spent_usd": json_money(status.spent_usd),
         "remaining_usd": json_money(status.remaining_usd),
-        "allowed": status.allowed,
+        "allowed": allowed,
+        "reason": reason,
         "pending_request": request_summary(pending) if pending else None,
     }

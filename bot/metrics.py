@@ -25,6 +25,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy import func, select
 
+from storage import enforce_repo
 from storage.models import OutboxMessage
 
 PREFIX = "tokenbot"
@@ -54,6 +55,10 @@ class Metrics:
                                                "Age of the oldest undelivered outbox message", registry=r)
         self.enforcer_push_failures = Counter(f"{PREFIX}_enforcer_push_failures",
                                               "Limit pushes an enforcer refused or missed", ["enforcer"], registry=r)
+        self.enforcer_pushes = Counter(f"{PREFIX}_enforcer_pushes", "Limit pushes an enforcer took",
+                                       ["enforcer"], registry=r)
+        self.enforce_backlog = Gauge(f"{PREFIX}_enforce_backlog", "Subjects waiting for an enforcer push",
+                                     registry=r)
         self.breaker_trips = Counter(f"{PREFIX}_breaker_trips", "Runaway breaker trips", registry=r)
         self.slack_api_errors = Counter(f"{PREFIX}_slack_api_errors", "Slack Web API calls that failed",
                                         ["method", "error"], registry=r)
@@ -90,6 +95,8 @@ class Metrics:
         self.outbox_backlog.set(count or 0)
         age = (services.clock.now() - oldest).total_seconds() if oldest is not None else 0.0
         self.outbox_oldest_age_seconds.set(max(age, 0.0))
+        async with services.db.session() as session:
+            self.enforce_backlog.set((await enforce_repo.backlog(session))[0])
         writer = services.ingestor.writer
         self._sync_counter(self.rollup_folds, writer.folds)
         self._sync_counter(self.rollup_fold_failures, writer.fold_failures)

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 
 from slack_sdk.errors import SlackApiError
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from bot.config import SLACK_USER_ID
 from bot.services import Services
@@ -66,17 +67,24 @@ async def fetch_person(services: Services, user_id: str, *, refresh: bool = Fals
         raise
     user = response["user"]
     profile = user.get("profile") or {}
-    async with services.db.write() as session:
-        person = await session.get(Person, user_id) or Person(slack_user_id=user_id, fetched_at=now)
-        person.display_name = (
-            profile.get("display_name") or profile.get("real_name") or user.get("real_name") or user.get("name")
-        )
-        person.email = profile.get("email")
-        person.tz = user.get("tz")
-        person.is_workspace_admin = bool(user.get("is_admin") or user.get("is_owner"))
-        person.fetched_at = now
-        session.add(person)
-    return person
+
+    async def store() -> Person:
+        async with services.db.write() as session:
+            person = await session.get(Person, user_id) or Person(slack_user_id=user_id, fetched_at=now)
+            person.display_name = (
+                profile.get("display_name") or profile.get("real_name") or user.get("real_name") or user.get("name")
+            )
+            person.email = profile.get("email")
+            person.tz = user.get("tz")
+            person.is_workspace_admin = bool(user.get("is_admin") or user.get("is_owner"))
+            person.fetched_at = now
+            session.add(person)
+        return person
+
+    try:
+        return await store()
+    except IntegrityError:  # another task or process stored the same person meanwhile: update that row
+        return await store()
 
 
 async def is_admin(services: Services, user_id: str) -> bool:

@@ -21,6 +21,7 @@ from typing import Any
 from bot import card_builder, home_builder
 from bot.approvals import messaging, service
 from bot.approvals.builder import audit_history, request_view
+from bot.breaker.shots import breaker_shots
 from bot.budgets import budget_statuses, forecast, trailing_spend
 from bot.card_builder import limits_enforced
 from bot.charts import render_png
@@ -126,6 +127,8 @@ async def write_shots(services: Services, out: Path, people: list[tuple[str, str
                           "blocks": audit_blocks(None, lines, audit_names)}, audit_fallback(None, lines))
 
     await provider_shots(services, shots)  # SPEC 10: Claude Code on the card, reconciliation (bot/providers/demo.py)
+    await breaker_shots(services, shots, candidates[0], settings.default_approvers[0])  # SPEC 11, 12
+
     names = dict(people) | {NEWCOMER[0]: NEWCOMER[1], DIGEST_CHANNEL: "ai-spend"}
     await asyncio.to_thread(shots.save, names)
     return shots

@@ -17,7 +17,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -32,6 +32,7 @@ from storage.usage import MAX_EVENT_TOKENS, UsageWriter
 log = logging.getLogger(__name__)
 ZERO = Decimal(0)
 HORIZON_SECONDS = 60.0  # how often the retention horizon is read again
+RECENT_AHEAD = timedelta(minutes=1)  # a sender's clock may run this far ahead and its events still count as recent
 
 @dataclass(slots=True)
 class Rejection:
@@ -52,6 +53,10 @@ class IngestResult:
     rejected: list[Rejection] = field(default_factory=list)
     # (user_key, month) -> the cost this ingest added, for budget checks
     touched: dict[tuple[str, str], Decimal] = field(default_factory=dict)
+    # with `UsageIngestor.recent_window` (the runaway breaker): user_key -> the cost of the events stored
+    # here that happened within the window before now, and the last such event
+    recent: dict[str, Decimal] = field(default_factory=dict)
+    recent_last: dict[str, UsageRecord] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -78,6 +83,7 @@ class UsageIngestor:
         self.writer = UsageWriter(db, fold_interval=fold_interval)
         self.after_ingest: list[AfterIngest] = []
         self.observers: list[IngestObserver] = []  # (source, result) after each ingest: metrics
+        self.recent_window: timedelta | None = None  # sum recent spend per person for the hooks (the breaker)
 
     async def ingest(self, raw_events: Sequence[Any], *, source: str) -> IngestResult:
         result = IngestResult()
@@ -143,10 +149,25 @@ class UsageIngestor:
         result.served_from_cache = sum(1 for i in inserted if records[i][0].cache_hit)
         result.duplicates += len(rows) - len(inserted)
         touched = result.touched
+        if self.recent_window is None:
+            for i in inserted:
+                record, day = records[i]
+                key = (user_keys[record.subject], f"{day.year:04d}-{day.month:02d}")
+                touched[key] = touched.get(key, ZERO) + costs[i]
+            return
+        # the same pass, also summing what happened lately per person (a backfill, or a sender's clock
+        # far ahead, is not a rate): one comparison and two dict updates more per event
+        cutoff, ahead = now - self.recent_window, now + RECENT_AHEAD
+        recent, last = result.recent, result.recent_last
         for i in inserted:
             record, day = records[i]
-            key = (user_keys[record.subject], f"{day.year:04d}-{day.month:02d}")
-            touched[key] = touched.get(key, ZERO) + costs[i]
+            user = user_keys[record.subject]
+            cost = costs[i]
+            key = (user, f"{day.year:04d}-{day.month:02d}")
+            touched[key] = touched.get(key, ZERO) + cost
+            if cost and cutoff <= record.occurred_at <= ahead:
+                recent[user] = recent.get(user, ZERO) + cost
+                last[user] = record
 
 
 def _check_ranges(record: UsageRecord, day: date, oldest: date | None) -> None:

@@ -14,12 +14,16 @@ from __future__ import annotations
 from bot.approvals import commands as approval_commands
 from bot.approvals.home import pending_section
 from bot.approvals.jobs import approval_jobs
+from bot.breaker import flows as breaker_flows
+from bot.breaker.detector import Detector
 from bot.budget_alerts import AlertChecker
 from bot.clock import Clock
 from bot.commands import Word
 from bot.config import Settings
 from bot.data_check import data_check_section
 from bot.digests.jobs import digest_jobs
+from bot.enforce import status as enforce_status
+from bot.enforce.push import enforce_jobs
 from bot.maintenance import ledger_jobs
 from bot.outbox import outbox_jobs
 from bot.providers.commands import reconcile_command
@@ -33,6 +37,8 @@ def tokens_words() -> dict[str, Word]:
         "request": approval_commands.request_command,
         "admin audit": approval_commands.audit_command,
         "admin reconcile": reconcile_command,
+        "admin status": enforce_status.status_command,
+        "admin breaker": breaker_flows.breaker_command,
     }
 
 
@@ -42,16 +48,20 @@ def home_sections() -> list:
 
 def install_ingest_hooks(services: Services) -> None:
     services.ingestor.after_ingest.append(AlertChecker(services).after_ingest)
+    if services.settings.breaker.on:  # the runaway breaker (SPEC 12): in-memory window sums per event
+        detector = Detector(services)
+        services.ingestor.recent_window = detector.window
+        services.ingestor.after_ingest.append(detector.after_ingest)
 
 
 def scheduled_jobs(services: Services) -> list[JobSpec]:
     return [*digest_jobs(services), *approval_jobs(services), *outbox_jobs(services), *ledger_jobs(services),
-            *source_jobs(services)]
+            *source_jobs(services), *enforce_jobs(services), *breaker_flows.breaker_jobs(services)]
 
 
 def status_lines() -> list:
     """Lines `tokenbot sources status` prints after the sources: `async (services) -> list[str]` (enforcers)."""
-    return []
+    return [enforce_status.enforcer_status_lines]
 
 
 def build_services(settings: Settings, *, clock: Clock | None = None, with_slack: bool = True) -> Services:

@@ -471,3 +471,61 @@ class ClaudeCodeDay(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
 
     __table_args__ = (Index("ix_claude_code_days_user_key_day", "user_key", "day"),)
+class EnforcePush(Base):
+    """One enforcer's copy of one subject's limit (SPEC 11): a decision bumps `version` in its own
+    transaction; delivery pushes the subject's state as it is then and records `pushed_version`."""
+
+    __tablename__ = "enforce_pushes"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    enforcer: Mapped[str] = mapped_column(String(20), nullable=False)  # "litellm" | "openai"
+    subject: Mapped[str] = mapped_column(String(340), nullable=False)  # "user:U0ALICE", "team:x", "project:p"
+    version: Mapped[int] = mapped_column(Integer, nullable=False, default=1)
+    pushed_version: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    pushed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False, default=dict)  # what was last pushed
+
+    __table_args__ = (UniqueConstraint("enforcer", "subject"), Index("ix_enforce_pushes_due", "next_attempt_at"))
+
+
+class EnforcerHealth(Base):
+    """Per enforcer: last success and failure, and whether admins were told it keeps failing."""
+
+    __tablename__ = "enforcer_health"
+    enforcer: Mapped[str] = mapped_column(String(20), primary_key=True)
+    last_success_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_failure_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    failing_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    told_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class BreakerTrip(Base):
+    """A runaway-spend trip (SPEC 12): one row per subject per episode, whatever the process."""
+
+    __tablename__ = "breaker_trips"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    subject: Mapped[str] = mapped_column(String(340), nullable=False)  # "user:U0ALICE" | "key:<id>"
+    episode: Mapped[int] = mapped_column(Integer, nullable=False)
+    user_key: Mapped[str | None] = mapped_column(String(320))  # None: an unattributed key (admins decide)
+    key_id: Mapped[str | None] = mapped_column(String(320))  # the API key or agent id behind most of it
+    model: Mapped[str | None] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(12), nullable=False)  # alert | paused | resumed | ignored
+    mode: Mapped[str] = mapped_column(String(8), nullable=False)  # the breaker mode when it tripped
+    tripped_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    window_minutes: Mapped[int] = mapped_column(Integer, nullable=False)
+    window_usd: Mapped[Decimal] = mapped_column(Money, nullable=False)
+    usual_usd: Mapped[Decimal] = mapped_column(Money, nullable=False)
+    quiet_until: Mapped[datetime | None] = mapped_column(UTCDateTime)  # no new episode before this
+    auto_resume_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    decided_by: Mapped[str | None] = mapped_column(String(32))
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    messages: Mapped[list[Any]] = mapped_column(JSON, nullable=False, default=list)  # [[channel, ts], ...]
+
+    __table_args__ = (UniqueConstraint("subject", "episode"), Index("ix_breaker_trips_user_key_status",
+                                                                     "user_key", "status"),
+                      Index("ix_breaker_trips_tripped_at", "tripped_at"))

@@ -182,7 +182,8 @@ async def test_the_composition_root_lists_words_sections_jobs_and_hooks(settings
 
     services = build_services(settings, with_slack=False)
     try:
-        assert set(services.tokens_words) == {"request", "admin audit", "admin reconcile"}
+        assert set(services.tokens_words) == {"request", "admin audit", "admin reconcile", "admin status",
+                                              "admin breaker"}
         assert services.home_sections == home_sections()
         assert len(services.ingestor.after_ingest) == 1  # budget alerts
         assert {"approvals-sweep", "digests:sweep", "digests:startup-sweep"} <= {s.id for s in

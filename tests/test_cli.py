@@ -323,6 +323,13 @@ def test_demo_needs_no_slack_and_no_network(tmp_path):
     assert result.returncode == 0, result.stderr
     for heading in ("Top 10 by cost", "Unlinked spend", "Models without a price"):
         assert heading in result.stdout
+    # SPEC 11, 12: the approval raises the demo proxy's budget; a runaway loop trips, Pause is refused, Resume answers
+    for step in ("tokenbot pushes it to the proxy: POST /user/update", "the breaker trips", "presses Pause",
+                 "The agent's next call: HTTP 401", "reason \"paused by the runaway breaker\"",
+                 "The agent's next call: HTTP 200"):
+        assert step in result.stdout
+    assert {"breaker-trip-alert.json", "breaker-trip-paused.json", "admin-breaker.json",
+            "admin-status.json"} <= {p.name for p in shots.iterdir()}
     check_shots(shots)
     url = f"sqlite+aiosqlite:///{database}"
 

@@ -14,7 +14,8 @@ from tests.conftest import API_TOKEN, event
 
 NOW = datetime(2026, 11, 20, 15, 0, tzinfo=UTC)
 AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
-KEYS = {"user", "slack_user_id", "period", "limit_usd", "spent_usd", "remaining_usd", "allowed", "pending_request"}
+KEYS = {"user", "slack_user_id", "period", "limit_usd", "spent_usd", "remaining_usd", "allowed", "reason",
+        "pending_request"}
 
 
 def clock(at: datetime = NOW) -> SettableClock:
@@ -90,6 +91,7 @@ async def test_answer_shape_with_string_decimals(api):
         "spent_usd": "12.75",
         "remaining_usd": "187.25",
         "allowed": True,
+        "reason": None,
         "pending_request": None,
     }
 

@@ -19,6 +19,7 @@ from slack_sdk.webhook.async_client import AsyncWebhookClient
 from bot import outbox
 from bot.approvals.builder import build_view, known_names, people_of, request_view
 from bot.approvals.service import DecisionResult
+from bot.enforce import push as enforce_push
 from bot.services import Services
 from bot.views import approvals as views
 from bot.views.approval_forms import notice_modal
@@ -102,6 +103,7 @@ async def after_decision(services: Services, request_id: int, *,
     `decided` (from `service.decide`) carries the decided row, the budget and the limits, so a
     click reads nothing again; without it (expiry, repair, auto-approval) the row is read here."""
     outbox.kick(services)
+    enforce_push.kick(services)
     request = decided.request if decided is not None else None
     if request is None:
         async with services.db.session() as session:

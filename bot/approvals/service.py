@@ -34,6 +34,7 @@ from bot.amounts import parse_amount
 from bot.budgets import BudgetStatus, budget_status
 from bot.clock import month_key
 from bot.config import Settings
+from bot.enforce import push as enforce_push
 from bot.people import is_admin
 from bot.services import Services
 from bot.views import approvals as views
@@ -209,6 +210,7 @@ async def apply_approval(services: Services, session: AsyncSession, request: Bud
         requested_usd=json_money(request.amount_usd), granted_usd=json_money(granted), scope=request.scope,
         month=before.period, limit_before_usd=json_money(before.limit_usd), limit_after_usd=json_money(limit_after),
         automatic=automatic, reason=request.reason, note=note)
+    await enforce_push.mark_person(services, session, request.requester)  # SPEC 11: enforcers follow
     if settings.limits_webhook_url:
         outbox.enqueue(session, msg_id=f"limit-changed-{request.id}", kind="limit.changed", now=now,
                        payload=outbox.limit_changed_payload(

@@ -8,6 +8,7 @@ from dataclasses import replace
 from datetime import date, timedelta
 from decimal import Decimal
 
+from bot.breaker.digest import trip_lines
 from bot.budgets import budget_statuses
 from bot.charts import OTHER_MODELS, OTHERS, ChartSeries, DailyChart
 from bot.clock import month_key, month_last_day
@@ -160,6 +161,7 @@ async def build_digest(services: Services, sub: Subscription, first: date, last:
         ),
         unpriced=tuple(UnpricedRow(m, events, count) for m, events, count in unpriced),
         movers=tuple(replace(m, name=names.get(m.user_key)) for m in movers),
+        breaker_trips=await trip_lines(services, first, last, privacy),
     )
 
 

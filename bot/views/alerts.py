@@ -32,7 +32,7 @@ class BudgetAlertView:
     runs_out_on: date | None = None
     pending_request: int | None = None  # an open request: no button, say so instead
     month_end: date | None = None
-    enforced: bool = False  # gateways check tokenbot's limits: over budget, calls are refused
+    enforced: bool | str = False  # where over budget calls are refused (card_builder.limits_enforced)
 
     @property
     def share(self) -> Decimal:
@@ -73,7 +73,8 @@ def _detail(view: BudgetAlertView) -> str:
                 f"over the last 7 days · {resets}. Ask for more now, while there is still time.")
     if view.spent_usd >= view.limit_usd:
         if view.enforced:
-            return (f"{money(view.spent_usd)} spent. Gateways that check tokenbot refuse your calls until the budget "
+            where = view.enforced if isinstance(view.enforced, str) else "Gateways that check tokenbot refuse"
+            return (f"{money(view.spent_usd)} spent. {where} your calls until the budget "
                     f"{resets} or an approver raises it.")
         return f"{money(view.spent_usd)} spent. tokenbot does not block calls; the budget {resets}."
     line = f"{money(view.spent_usd)} spent"

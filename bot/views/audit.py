@@ -75,6 +75,17 @@ def _audit_line(line: AuditLine, names: Mapping[str, str], *, slack: bool) -> st
     elif line.action == "link_identity":
         external = str(d.get("external_id", "?"))
         text = f"{who(line.actor)} linked `{escape(external) if slack else external}` to {who(line.subject)}"
+    elif line.action.startswith("breaker."):  # the runaway breaker (bot/breaker/): a person or a bare key
+        subject = line.subject or "?"
+        target = who(subject) if subject[:1] in ("U", "W") and subject.isalnum() else (
+            f"key `{escape(subject)}`" if slack else f"key {subject}")
+        text = {
+            "breaker.tripped": f"the runaway breaker tripped for {target}: {usd('window_usd')} in the window",
+            "breaker.pause": f"{who(line.actor)} paused {target} (runaway breaker)",
+            "breaker.resume": f"{who(line.actor)} resumed {target} (runaway breaker)",
+            "breaker.ignore": f"{who(line.actor)} marked {target}'s runaway spend as expected for 24 h",
+            "breaker.auto_resume": f"{target} resumed by itself (runaway breaker)",
+        }.get(line.action, f"{who(line.actor)} {word} {target}")
     else:
         text = f"{who(line.actor)} {word} {who(line.subject)}"
     return f"{when}  {ref}  {text}" if ref else f"{when}  {text}"

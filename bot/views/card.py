@@ -44,7 +44,7 @@ class BudgetFigures(BudgetStatus):
     runs_out_on: date | None  # first day the projection passes the limit, if within the month
     month_end: date
     month_label: str = ""  # "November"
-    enforced: bool = False  # gateways check tokenbot's limits (limits API or limit.changed): over means refused
+    enforced: bool | str = False  # where over means refused (card_builder.limits_enforced), or just True
 
     @property
     def over_usd(self) -> Decimal:
@@ -148,7 +148,8 @@ def outlook_line(b: BudgetFigures, *, is_self: bool = True) -> str:
     if b.spent_usd >= b.limit_usd:
         if b.enforced:
             whose = "your" if is_self else "their"
-            return (f"Gateways that check tokenbot refuse {whose} calls until the budget resets on "
+            where = b.enforced if isinstance(b.enforced, str) else "Gateways that check tokenbot refuse"
+            return (f"{where} {whose} calls until the budget resets on "
                     f"{day(b.resets_on)} or an approver raises it.")
         return f"tokenbot does not block calls; the budget {resets}."
     if b.burn_rate_usd == 0:

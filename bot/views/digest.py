@@ -153,6 +153,7 @@ class DigestView:
     unpriced: tuple[UnpricedRow, ...] = ()
     notes: tuple[str, ...] = field(default_factory=tuple)
     movers: tuple[MoverRow, ...] = ()  # weekly digests, privacy "names": the biggest changes, largest first
+    breaker_trips: tuple[str, ...] = ()  # the runaway breaker's trips in the period (bot/breaker/digest.py)
 
     @property
     def quiet(self) -> bool:
@@ -323,6 +324,8 @@ def digest_blocks(view: DigestView) -> list[Block]:
         blocks.append(section(movers))
     if view.privacy != "off" and view.leaderboard:
         blocks.append(_leader_table(view.leaderboard[:CHANNEL_TOP], view))
+    if view.breaker_trips:
+        blocks.append(section(":rotating_light: *Runaway breaker*\n" + "\n".join(f"• {t}" for t in view.breaker_trips)))
     summary = " · ".join(part for part in (_summary(view), "details and chart in the thread") if part)
     blocks.append(context(summary[0].upper() + summary[1:], as_of_text(view, slack=True)))
     return fit(blocks)
@@ -384,6 +387,8 @@ def digest_text(view: DigestView) -> str:
                          f"{share:>4}")
     for title, body in _people_sections(view, slack=False):
         lines += ["", title] + [f"  {line}" for line in body]
+    if view.breaker_trips:
+        lines += ["", "Runaway breaker"] + [f"  {t}" for t in view.breaker_trips]
     if check := data_to_check_lines(view):
         lines += ["", "Data to check (admins; not posted to the channel)"] + [f"  {line}" for line in check]
     lines += [f"({note})" for note in view.notes]

@@ -26,6 +26,8 @@ ADMIN_COMMANDS: tuple[tuple[str, str], ...] = (
     ("/tokens admin digest #channel HH:MM", "post a daily digest to a channel at a local time"),
     ("/tokens admin audit [@person]", "the history of budget decisions"),
     ("/tokens admin reconcile [YYYY-MM]", "the ledger against the OpenAI and Anthropic bills, day by day"),
+    ("/tokens admin status", "enforcers, what waits to be pushed, the breaker"),
+    ("/tokens admin breaker", "who the runaway breaker paused, and recent trips"),
 )
 
 
