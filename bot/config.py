@@ -31,8 +31,8 @@ from bot.config_values import (
     _user_ids,
     _zone,
 )
-from bot.providers.settings import SourcesConfig, leaderboard_table, parse_sources, with_environment
 from bot.enforce_config import BreakerSettings, EnforceSettings, parse_breaker, parse_enforce
+from bot.providers.settings import SourcesConfig, leaderboard_table, parse_sources, with_environment
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./tokenbot.db"
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
