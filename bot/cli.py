@@ -40,6 +40,10 @@ def main(argv: list[str] | None = None) -> int:
     dig.add_argument("--dry-run", action="store_true", help="print the text and Block Kit JSON instead of posting")
     rep = sub.add_parser("reprice", help="price stored events again (unpriced ones, or --all)")
     rep.add_argument("--all", action="store_true", help="also re-price events already priced (not source-priced)")
+    exp = sub.add_parser("export", help="the chargeback export of a month: spend, tokens, calls per row")
+    exp.add_argument("--month", required=True, help="the local month, YYYY-MM")
+    exp.add_argument("--by", required=True, help="team | person | model | project")
+    exp.add_argument("--format", default="csv", help="csv (default) | json")
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
 
@@ -72,6 +76,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "reprice":
             migrate(settings)
             return asyncio.run(reprice(settings, include_priced=args.all))
+        if args.command == "export":
+            from bot.teams.export_cli import export_command
+
+            return export_command(settings, args.month, args.by, args.format, migrate)
     except (ConfigError, CommandError) as exc:
         print(f"tokenbot: {exc}", file=sys.stderr)
         return 2

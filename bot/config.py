@@ -31,6 +31,7 @@ from bot.config_values import (
     _user_ids,
     _zone,
 )
+from bot.teams.config import TeamConfig, parse_teams, team_approvers
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./tokenbot.db"
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
@@ -102,6 +103,9 @@ class Settings:
     statement_timeout_seconds: float = 120.0  # PostgreSQL statement_timeout for the process's sessions
     retention_raw_days: int = 400  # [retention] raw_days: raw events kept this long; rollups forever
     fold_interval_seconds: float = 0.5  # [ledger] fold_interval_seconds: rollups trail events by about this
+    # [teams.<name>] in file order (bot/teams/config.py); [approvals] team_approver
+    teams: dict[str, TeamConfig] = field(default_factory=dict)
+    team_approvers: tuple[str, ...] = ()
 
     def require_slack(self, *, http_mode: bool) -> None:
         """`serve` needs Slack credentials; other commands don't."""
@@ -199,7 +203,7 @@ def _parse_toml(path: Path) -> dict[str, Any]:
 
 def _toml_values(data: dict[str, Any]) -> dict[str, Any]:
     known = {"timezone", "admins", "leaderboard", "budgets", "approvals", "identities", "digests", "pricing",
-             "litellm", "retention", "ledger"}
+             "litellm", "retention", "ledger", "teams"}
     for key in data:
         if key not in known:
             raise ConfigError(f"{key}: unknown setting (known: {', '.join(sorted(known))})")
@@ -236,7 +240,7 @@ def _toml_values(data: dict[str, Any]) -> dict[str, Any]:
     for key in approvals:
         if key not in (
             "default_approvers", "expire_after_hours", "remind_after_hours", "max_request_usd",
-            "auto_approve_under_usd", "manager_field", "approver",
+            "auto_approve_under_usd", "manager_field", "approver", "team_approver",
         ):
             raise ConfigError(f"approvals.{key}: unknown setting")
     if "default_approvers" in approvals:
@@ -266,6 +270,11 @@ def _toml_values(data: dict[str, Any]) -> dict[str, Any]:
                 raise ConfigError(f"approvals.approver.{requester}: a person cannot approve their own requests")
             mapping[requester] = approver
         out["approvers"] = mapping
+
+    if "team_approver" in approvals:
+        out["team_approvers"] = team_approvers(approvals["team_approver"])
+    if "teams" in data:
+        out["teams"] = parse_teams(data["teams"])
 
     if "identities" in data:
         table = _table("identities", data["identities"])

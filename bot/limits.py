@@ -12,6 +12,7 @@ from bot.budgets import budget_status
 from bot.config import SLACK_USER_ID
 from bot.identities import looks_like_email
 from bot.services import Services
+from bot.teams.limits import team_answer
 from bot.views.format import json_money, json_scope
 from storage.approvals_repo import pending_request
 from storage.models import Budget, BudgetRequest, Identity, Person, UsageMonthly
@@ -112,7 +113,7 @@ async def limits_for(services: Services, user: str) -> dict[str, Any] | None:
     async with services.db.session() as session:
         status = await budget_status(session, services.settings, services.clock, user_key)
         pending = await pending_request(session, user_key)
-    return {
+    answer = {
         "user": user,
         "slack_user_id": user_key if SLACK_USER_ID.match(user_key) else None,
         "period": status.period,
@@ -122,3 +123,4 @@ async def limits_for(services: Services, user: str) -> dict[str, Any] | None:
         "allowed": status.allowed,
         "pending_request": request_summary(pending) if pending else None,
     }
+    return await team_answer(services, user_key, answer)  # `team`; `allowed` false when the team is over

@@ -71,6 +71,7 @@ class Services:
     tokens_words: dict[str, Callable[[Any], Awaitable[Any]]] = field(default_factory=dict)
     # async (services, user_id) -> Block Kit blocks, shown under the card in the App Home
     home_sections: list[Callable[[Services, str], Awaitable[list[dict[str, Any]]]]] = field(default_factory=list)
+    teams: Any = None  # bot.teams.assign.TeamDirectory, set by bot/wiring.py
 
     async def close(self, *, grace_seconds: float = 5.0) -> None:
         """Let background work (alert DMs, message updates, listeners) finish briefly, then release

@@ -78,6 +78,7 @@ class UsageIngestor:
         self.writer = UsageWriter(db, fold_interval=fold_interval)
         self.after_ingest: list[AfterIngest] = []
         self.observers: list[IngestObserver] = []  # (source, result) after each ingest: metrics
+        self.teams: Any = None  # bot.teams.assign.TeamDirectory: the team each event is charged to
 
     async def ingest(self, raw_events: Sequence[Any], *, source: str) -> IngestResult:
         result = IngestResult()
@@ -128,6 +129,10 @@ class UsageIngestor:
         encode = self.writer.encoder.row
         received = self.writer.encoder.time(now)
         price = self.pricer.price
+        teams = self.teams
+        if teams is not None:
+            await teams.refresh()
+        charge = teams.charge_team if teams is not None and teams.enabled else (lambda raw, user: "")
         rows, costs = [], []
         for r, day in records:  # one pass: validated record -> priced driver tuple
             p = price(model=r.model, provider=r.provider, occurred_at=r.occurred_at, input_tokens=r.input_tokens,
@@ -136,7 +141,7 @@ class UsageIngestor:
             rows.append(encode(r.event_id, r.occurred_at, day, received, source, r.subject, user_keys[r.subject],
                                r.model, r.provider, r.team, r.project, r.input_tokens, r.cached_input_tokens,
                                r.output_tokens, r.reasoning_tokens, p.cost_usd, p.source, p.unpriced, r.metadata,
-                               r.cache_hit))
+                               r.cache_hit, charge(r.team, user_keys[r.subject])))
         inserted = await self.writer.write_rows(rows)
         await self.identities.after_commit(user_keys)
         result.accepted = len(inserted)

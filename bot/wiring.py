@@ -24,12 +24,20 @@ from bot.maintenance import ledger_jobs
 from bot.outbox import outbox_jobs
 from bot.scheduler import JobSpec, start_scheduler, stop_scheduler
 from bot.services import Services, create_services
+from bot.teams import commands as team_commands
+from bot.teams.alerts import TeamAlertChecker
+from bot.teams.assign import TeamDirectory
+from bot.teams.requests import request_team_command
+from bot.teams.sync import team_jobs
 
 
 def tokens_words() -> dict[str, Word]:
     return {
         "request": approval_commands.request_command,
         "admin audit": approval_commands.audit_command,
+        "team": team_commands.team_command,
+        "admin team": team_commands.admin_team_command,
+        "request team": request_team_command,
     }
 
 
@@ -39,15 +47,18 @@ def home_sections() -> list:
 
 def install_ingest_hooks(services: Services) -> None:
     services.ingestor.after_ingest.append(AlertChecker(services).after_ingest)
+    services.ingestor.after_ingest.append(TeamAlertChecker(services).after_ingest)
 
 
 def scheduled_jobs(services: Services) -> list[JobSpec]:
-    return [*digest_jobs(services), *approval_jobs(services), *outbox_jobs(services), *ledger_jobs(services)]
+    return [*digest_jobs(services), *approval_jobs(services), *outbox_jobs(services), *ledger_jobs(services),
+            *team_jobs(services)]
 
 
 def build_services(settings: Settings, *, clock: Clock | None = None, with_slack: bool = True) -> Services:
     """A working process's Services: the objects, the `/tokens` words, the Home sections, the ingest hooks."""
     services = create_services(settings, clock=clock, with_slack=with_slack)
+    services.teams = services.ingestor.teams = TeamDirectory(settings, services.db)
     services.tokens_words.update(tokens_words())
     services.home_sections.extend(home_sections())
     install_ingest_hooks(services)

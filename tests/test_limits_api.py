@@ -14,7 +14,8 @@ from tests.conftest import API_TOKEN, event
 
 NOW = datetime(2026, 11, 20, 15, 0, tzinfo=UTC)
 AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
-KEYS = {"user", "slack_user_id", "period", "limit_usd", "spent_usd", "remaining_usd", "allowed", "pending_request"}
+KEYS = {"user", "slack_user_id", "period", "limit_usd", "spent_usd", "remaining_usd", "allowed", "pending_request",
+        "team"}
 
 
 def clock(at: datetime = NOW) -> SettableClock:
@@ -91,6 +92,7 @@ async def test_answer_shape_with_string_decimals(api):
         "remaining_usd": "187.25",
         "allowed": True,
         "pending_request": None,
+        "team": None,
     }
 
 

@@ -90,7 +90,27 @@ async def assert_rollups_match_raw(db: Database) -> dict[str, dict[tuple, tuple]
     rollups, raw = await rollup_tables(db), await raw_aggregates(db)
     for table in ROLLUP_KEYS:
         assert rollups[table] == raw[table], f"{table} differs from the raw events"
+    await assert_team_rollup_matches_raw(db)
     return rollups
+
+
+TEAM_KEYS = ("month", "team", "user_key", "model", "project")
+
+
+async def assert_team_rollup_matches_raw(db: Database) -> dict[tuple, tuple]:
+    """The chargeback rollup (month, team, person, model, project) equals the GROUP BY of the events,
+    each event counted under the team it was charged to when stored."""
+    month = "substr(day, 1, 7)" if db.dialect == "sqlite" else "to_char(day, 'YYYY-MM')"
+    group = f"{month}, charge_team, user_key, model, COALESCE(project, '')"
+    sums = _RAW_SUMS.format(s="wide_sum" if db.dialect == "sqlite" else "SUM")
+    async with db.session() as session:
+        rolled = (await session.execute(text(
+            f"SELECT {', '.join(TEAM_KEYS + MEASURES)} FROM usage_team_monthly"))).all()
+        raw = (await session.execute(text(f"SELECT {group}, {sums} FROM usage_events GROUP BY {group}"))).all()
+    got = dict(_norm(tuple(r), 5, db.dialect) for r in rolled)
+    want = dict(_norm(tuple(r), 5, db.dialect) for r in raw)
+    assert got == want, "usage_team_monthly differs from the raw events"
+    return got
 
 
 def cost_total(tables: dict[str, dict[tuple, tuple]], table: str = "usage_monthly", **where: Any) -> Decimal:
@@ -115,7 +135,7 @@ MODELS = ("gpt-4o", "gpt-4o-mini", "gemini-2.5-pro", "o3-mini", UNKNOWN_MODEL)
 DATES = (date(2026, 3, 8), date(2026, 11, 1), date(2026, 1, 1), date(2026, 4, 1), date(2026, 6, 30))
 OFFSETS = (UTC, timezone(timedelta(hours=-8)), timezone(timedelta(hours=5, minutes=30)), NY)
 USAGE_TABLES = ("usage_events", "usage_event_ids", "usage_fold_queue", "usage_daily_model", "usage_daily",
-                "usage_monthly", "identities", "settings")
+                "usage_monthly", "identities", "settings", "usage_team_monthly", "team_fold_queue")
 PROPERTY = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
