@@ -28,6 +28,7 @@ from bot.clock import SettableClock
 from bot.config import ModelPrice, Settings
 from bot.maintenance import ensure_rollup_timezone, reprice
 from bot.services import Services
+from bot.teams.config import TeamConfig
 from bot.wiring import build_services
 from storage.db import Database
 from storage.models import UsageEvent
@@ -173,6 +174,11 @@ def raw_events(draw, id_pool: int = 30) -> dict:
         "output_tokens": output_tokens,
         "reasoning_tokens": draw(st.integers(0, output_tokens)),
     }
+    team = draw(st.sampled_from((None, None, "proj_a", "litellm-team-b", "unknown-team")))
+    if team is not None:  # an event's team field: mapped through [teams] when it names one
+        ev["team"] = team
+    if draw(st.booleans()):
+        ev["project"] = draw(st.sampled_from(("search", "evals")))
     if draw(st.booleans()):
         cost = draw(st.one_of(
             st.decimals(min_value=0, max_value=500, places=12),
@@ -266,6 +272,9 @@ async def check_against_model(db: Database, batches: list[list[dict]], zone: Zon
         assert got.model == want["model"]
         assert (got.input_tokens, got.cached_input_tokens, got.output_tokens, got.reasoning_tokens) == want["tokens"]
         assert got.unpriced == want["unpriced"]
+        # the team it is charged to: its team field when that names a team, else the person's first team
+        assert got.charge_team == ({"proj_a": "alpha", "litellm-team-b": "beta"}.get(got.team)
+                                   or {"U0ALICE": "alpha", "U0BOB": "beta"}.get(got.user_key, ""))
         if want["cost"] is not None:
             assert (got.cost_usd, got.price_source) == (want["cost"], "source")
         elif want["unpriced"]:
@@ -280,8 +289,16 @@ async def check_against_model(db: Database, batches: list[list[dict]], zone: Zon
     assert await rollup_tables(db) == tables, "rebuild_rollups gives different tables"
 
 
+# teams: a person in two teams (alice), aliases naming a team, people in none: every event lands in one
+TEAMS = {
+    "alpha": TeamConfig("alpha", members=("U0ALICE",), aliases=("proj_a",)),
+    "beta": TeamConfig("beta", members=("U0BOB", "U0ALICE"), aliases=("litellm-team-b",)),
+}
+
+
 def direct_settings(database_url: str, **changes) -> Settings:
-    values: dict[str, Any] = {"database_url": database_url, "timezone": NY, "identities": dict(IDENTITIES)}
+    values: dict[str, Any] = {"database_url": database_url, "timezone": NY, "identities": dict(IDENTITIES),
+                              "teams": TEAMS}
     return Settings(**(values | changes))
 
 
@@ -331,7 +348,7 @@ async def test_concurrent_overlapping_batches_count_each_event_once(services, ba
 @given(batches=plans(max_batches=4, max_size=12), forms=st.lists(st.sampled_from(("array", "events", "ndjson")),
                                                                  min_size=4, max_size=4))
 async def test_rollups_equal_raw_through_the_webhook(make_bot, batches, forms):
-    bot = await make_bot(clock=SettableClock(NY, FIXED_NOW), identities=dict(IDENTITIES))
+    bot = await make_bot(clock=SettableClock(NY, FIXED_NOW), identities=dict(IDENTITIES), teams=TEAMS)
     await clear(bot.services.db)
     for batch, form in zip(batches, forms, strict=False):
         if form == "array":
