@@ -302,3 +302,53 @@ async def test_export_empty_month_and_bad_parameters(tbot):
     assert status == 400 and body["error"].startswith("month:")
     status, _ = await tbot.get("/api/v1/export?month=2026-11&by=team")
     assert status == 401
+
+
+# -- team raise requests -----------------------------------------------------------------------------------------
+
+async def settle(bot) -> None:
+    await bot.services.background.drain()
+
+
+async def test_the_lead_asks_for_a_team_raise_and_an_approver_approves_it_with_the_same_buttons(tbot, fake_slack):
+    from tests.support.approvals import approval_messages, buttons, click
+
+    await ingest(tbot, [usage(1, "U0ADA", "95")])
+    refused = await ask(tbot, "request team platform 50 launch week", user="U0ADA")
+    assert "Only team platform's lead" in flat(refused)
+    answer = await ask(tbot, "request team platform 50 launch week", user="U0BOB")
+    assert "Team platform's request for $50 more" in flat(answer) and "<@U0FIN>" in flat(answer)
+    again = await ask(tbot, "request team 20", user="U0BOB")  # the lead's own team by default
+    assert "already has a request waiting" in flat(again)
+    await settle(tbot)
+    [message] = approval_messages(fake_slack, "U0FIN")
+    assert "team *platform*" in str(message["blocks"])
+    card = flat(await ask(tbot, "team platform", user="U0BOB"))
+    assert "A team raise of $50" in card
+    # the lead cannot decide the team's own request, even with the button
+    own = buttons(message["blocks"])["approve_request"]
+    await click(tbot, "U0BOB", own, channel="DU0FIN", message=message)
+    await settle(tbot)
+    rows = await tbot.sql("SELECT status FROM budget_requests")
+    assert rows == [("pending",)]
+    await click(tbot, "U0FIN", own, channel="DU0FIN", message=message)
+    await settle(tbot)
+    assert await tbot.sql("SELECT status, granted_usd IS NOT NULL FROM budget_requests") in ([("approved", True)],
+                                                                                              [("approved", 1)])
+    raised = await tbot.sql("SELECT user_key, month FROM budget_raises")
+    assert raised == [("team:platform", "2026-11")]
+    card = flat(await ask(tbot, "team platform", user="U0BOB"))
+    assert "of the team's $150 November 2026 budget" in card
+    _, body = await tbot.get("/api/v1/limits/U0ADA", headers={"Authorization": f"Bearer {API_TOKEN}"})
+    assert body["team"]["limit_usd"] == "150" and body["allowed"] is True
+    assert any("approved" in m.get("text", "").lower() for m in fake_slack.messages_in("DU0BOB"))
+
+
+async def test_a_team_without_lead_can_ask_through_a_member_and_the_lead_approves_members(tbot):
+    answer = await ask(tbot, "request team data 10", user="U0DAN")  # a synced member of data
+    assert "went to <@U0FIN>" in flat(answer)
+    outsider = await ask(tbot, "request team data 10", user="U0CAT")
+    assert "has no lead" in flat(outsider)
+    # the lead is the default approver of the team's members (no profile field, no assignment)
+    approvers = await tbot.services.approvers.resolve("U0EVE")
+    assert approvers.users == ("U0CAT",) and approvers.source == "team lead"
