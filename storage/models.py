@@ -397,6 +397,14 @@ class UsageTeamMonthly(_Measures, Base):
     project: Mapped[str] = mapped_column(String(200), primary_key=True)
 
 
+class UsageTeamDaily(_Measures, Base):
+    """Per local day and team ("" none): team lines of digests, team digests (0004_teams)."""
+
+    __tablename__ = "usage_team_daily"
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    team: Mapped[str] = mapped_column(String(200), primary_key=True)
+
+
 class TeamFoldQueue(Base):
     """PostgreSQL: team rollup deltas committed with their events (like `usage_fold_queue`)."""
 
@@ -405,7 +413,7 @@ class TeamFoldQueue(Base):
                                     autoincrement=True)
     teams: Mapped[list] = _array(Text)
     user_keys: Mapped[list] = _array(Text)
-    months: Mapped[list] = _array(Text)
+    days: Mapped[list] = _array(Date)
     models: Mapped[list] = _array(Text)
     projects: Mapped[list] = _array(Text)
     input_tokens: Mapped[list] = _array(Numeric)

@@ -141,9 +141,9 @@ async def team_month_spend(session: AsyncSession, month: str, first: date, last:
     query = text(
         "SELECT team, SUM(cost_usd) FROM (SELECT team, cost_usd FROM usage_team_monthly WHERE month = :month "
         "AND team = ANY(:teams) UNION ALL SELECT u.team, u.cost_usd FROM team_fold_queue q, "
-        f"{fold.TEAM_UNNEST} WHERE u.team = ANY(:teams) AND u.month = :month) s GROUP BY team"
+        f"{fold.TEAM_UNNEST} WHERE u.team = ANY(:teams) AND u.day >= :first AND u.day <= :last) s GROUP BY team"
     ).bindparams(bindparam("teams", type_=postgresql.ARRAY(String)))
-    rows = await session.execute(query, {"month": month, "teams": teams})
+    rows = await session.execute(query, {"month": month, "teams": teams, "first": first, "last": last})
     return {r[0]: Decimal(r[1]) for r in rows}
 
 

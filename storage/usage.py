@@ -481,7 +481,7 @@ async def insert_events(conn: AsyncConnection | AsyncSession, rows: Sequence[dic
     await fold.queue_deltas_pg(driver, deltas)
     team_deltas: fold.TeamDeltas = {}
     for r in inserted:
-        fold.add_team_delta(team_deltas, fold.event_key(f"{r['day']:%Y-%m}", r), fold.Delta(
+        fold.add_team_delta(team_deltas, fold.event_key(r["day"], r), fold.Delta(
             r["input_tokens"], r["cached_input_tokens"], r["output_tokens"], r["reasoning_tokens"], r["cost_usd"],
             1, 1 if r["unpriced"] else 0))
     await fold.queue_team_deltas_pg(driver, team_deltas)
@@ -546,7 +546,8 @@ async def rebuild_rollups(session: AsyncSession, user_keys: Iterable[str] | None
     await driver.execute(f"INSERT INTO usage_monthly (user_key, month, {cols}) SELECT user_key, "
                          f"to_char(day, 'YYYY-MM'), {measures} FROM usage_events {where} "
                          "GROUP BY user_key, to_char(day, 'YYYY-MM')", *args)
-    await fold.team_rebuild_pg(driver, where, args)
+    if keys is None:
+        await fold.team_rebuild_pg(driver)
 
 
 def _rebuild_sqlite(ex: SqliteExec, keys: list[str] | None) -> None:
@@ -565,7 +566,8 @@ def _rebuild_sqlite(ex: SqliteExec, keys: list[str] | None) -> None:
            f"{where} GROUP BY user_key, day", args)
     ex.run(f"INSERT INTO usage_monthly (user_key, month, {cols}) SELECT user_key, substr(day, 1, 7), {sums} "
            f"FROM usage_events {where} GROUP BY user_key, substr(day, 1, 7)", args)
-    fold.team_rebuild_sqlite(ex, where, args)
+    if keys is None:
+        fold.team_rebuild_sqlite(ex)
 
 
 async def reattribute(session: AsyncSession, subject: str, user_key: str) -> set[str]:
@@ -683,7 +685,7 @@ def _reprice_rows(rows: list[tuple[Any, dict]], repricer: Repricer):
         change = fold.Delta(cost_usd=cost - event["cost_usd"],
                             unpriced_events=int(bool(unpriced)) - int(bool(event["unpriced"])))
         fold.add_delta(deltas, (event["user_key"], event["day"], event["model"]), change)
-        fold.add_team_delta(team_deltas, fold.event_key(f"{event['day']:%Y-%m}", event), change)
+        fold.add_team_delta(team_deltas, fold.event_key(event["day"], event), change)
     return updates, deltas, team_deltas
 
 

@@ -108,9 +108,14 @@ async def assert_team_rollup_matches_raw(db: Database) -> dict[tuple, tuple]:
         rolled = (await session.execute(text(
             f"SELECT {', '.join(TEAM_KEYS + MEASURES)} FROM usage_team_monthly"))).all()
         raw = (await session.execute(text(f"SELECT {group}, {sums} FROM usage_events GROUP BY {group}"))).all()
+        daily = (await session.execute(text(f"SELECT day, team, {', '.join(MEASURES)} FROM usage_team_daily"))).all()
+        raw_daily = (await session.execute(text(
+            f"SELECT day, charge_team, {sums} FROM usage_events GROUP BY day, charge_team"))).all()
     got = dict(_norm(tuple(r), 5, db.dialect) for r in rolled)
     want = dict(_norm(tuple(r), 5, db.dialect) for r in raw)
     assert got == want, "usage_team_monthly differs from the raw events"
+    assert dict(_norm(tuple(r), 2, db.dialect) for r in daily) == dict(
+        _norm(tuple(r), 2, db.dialect) for r in raw_daily), "usage_team_daily differs from the raw events"
     return got
 
 
@@ -136,7 +141,7 @@ MODELS = ("gpt-4o", "gpt-4o-mini", "gemini-2.5-pro", "o3-mini", UNKNOWN_MODEL)
 DATES = (date(2026, 3, 8), date(2026, 11, 1), date(2026, 1, 1), date(2026, 4, 1), date(2026, 6, 30))
 OFFSETS = (UTC, timezone(timedelta(hours=-8)), timezone(timedelta(hours=5, minutes=30)), NY)
 USAGE_TABLES = ("usage_events", "usage_event_ids", "usage_fold_queue", "usage_daily_model", "usage_daily",
-                "usage_monthly", "identities", "settings", "usage_team_monthly", "team_fold_queue")
+                "usage_monthly", "identities", "settings", "usage_team_monthly", "team_fold_queue", "usage_team_daily")
 PROPERTY = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
