@@ -27,6 +27,7 @@ from bot.services import Services, create_services
 from bot.teams import commands as team_commands
 from bot.teams.alerts import TeamAlertChecker
 from bot.teams.assign import TeamDirectory
+from bot.teams.digest import team_digest_jobs
 from bot.teams.requests import request_team_command
 from bot.teams.sync import team_jobs
 
@@ -52,7 +53,7 @@ def install_ingest_hooks(services: Services) -> None:
 
 def scheduled_jobs(services: Services) -> list[JobSpec]:
     return [*digest_jobs(services), *approval_jobs(services), *outbox_jobs(services), *ledger_jobs(services),
-            *team_jobs(services)]
+            *team_jobs(services), *team_digest_jobs(services)]
 
 
 def build_services(settings: Settings, *, clock: Clock | None = None, with_slack: bool = True) -> Services:

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage import fold
 from storage.measures import Measures
-from storage.models import TeamMembership, TeamSyncState, UsageTeamMonthly
+from storage.models import TeamMembership, TeamSyncState, UsageTeamDaily, UsageTeamMonthly
 from storage.queries import _sums, _totals
 from storage.types import money_from_db
 from storage.usage import dialect_insert
@@ -148,3 +148,10 @@ async def team_month_spend(session: AsyncSession, month: str, first: date, last:
 
 
 _ = (and_, dialect_insert)
+
+
+async def team_costs_days(session: AsyncSession, first: date, last: date) -> dict[str, Measures]:
+    """team ("" none) -> sums over local days [first, last] (usage_team_daily)."""
+    d = UsageTeamDaily
+    rows = await session.execute(select(d.team, *_sums(d)).where(d.day >= first, d.day <= last).group_by(d.team))
+    return {r[0]: _totals(r[1:]) for r in rows}

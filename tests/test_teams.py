@@ -352,3 +352,57 @@ async def test_a_team_without_lead_can_ask_through_a_member_and_the_lead_approve
     # the lead is the default approver of the team's members (no profile field, no assignment)
     approvers = await tbot.services.approvers.resolve("U0EVE")
     assert approvers.users == ("U0CAT",) and approvers.source == "team lead"
+
+
+# -- digests -------------------------------------------------------------------------------------------------
+
+async def test_org_digest_has_a_teams_section_that_adds_up_and_export_equals_its_month(tbot, fake_slack):
+    from datetime import date
+
+    from bot.digests.builder import build_digest
+    from bot.digests.delivery import deliver
+    from bot.digests.periods import Subscription
+    from bot.views.digest import digest_text
+
+    await ingest(tbot, [usage(1, "U0ADA", "10", when=local(16)), usage(2, "U0ADA", "20"),
+                        usage(3, "U0EVE", "5"), usage(4, "U0ZED", "2.5"), usage(5, "U0DAN", "1.25", when=local(3))])
+    sub = Subscription("C0ORG", datetime(2026, 1, 1, 9).time())
+    view = await build_digest(tbot.services, sub, date(2026, 11, 17), date(2026, 11, 17))
+    lines = {line.team: line for line in view.teams}
+    assert set(lines) == {"platform", "data", "ml", ""}
+    assert sum(line.cost_usd for line in view.teams) == view.cost_usd == Decimal("27.5")
+    assert lines["platform"].previous_usd == Decimal(10) and lines["platform"].month_usd == Decimal(30)
+    assert "30% of its $100 month budget" in lines["platform"].text()
+    text = digest_text(view)
+    assert "Teams" in text and "(no team): $2.50" in text
+    # the chargeback export of the month equals the digest's month total
+    _, rows = await tbot.get("/api/v1/export?month=2026-11&by=team",
+                             headers={"Authorization": f"Bearer {API_TOKEN}"})
+    assert sum(Decimal(r["spend_usd"]) for r in rows) == view.month_to_date_usd == Decimal("38.75")
+    outcome = await deliver(tbot.services, sub, date(2026, 11, 17), date(2026, 11, 17))
+    assert outcome.status == "posted"
+    thread = fake_slack.thread_of("C0ORG", outcome.message_ts)
+    assert any("*Teams*" in str(m.get("blocks")) for m in thread)
+
+
+async def test_each_team_channel_gets_its_daily_digest_once(tbot, fake_slack):
+    from bot.teams.digest import team_digest_sweep
+
+    await ingest(tbot, [usage(1, "U0ADA", "10"), usage(2, "U0BOB", "4"), usage(3, "U0EVE", "99")])
+    first = await team_digest_sweep(tbot.services)
+    again = await team_digest_sweep(tbot.services)
+    assert [o.status for o in first] == ["posted"] and [o.status for o in again] == ["already-posted"]
+    [message] = fake_slack.channel_messages("C0PLAT")
+    text = flat(message)
+    assert "Team platform" in text and "$14" in text and "$99" not in text
+    assert text.index("<@U0ADA>") < text.index("<@U0BOB>")
+
+
+async def test_team_digest_to_a_channel_the_bot_is_not_in_fails_once_and_tells_admins(tbot, fake_slack):
+    from bot.teams.digest import team_digest_sweep
+
+    fake_slack.not_in_channels.add("C0PLAT")
+    assert [o.status for o in await team_digest_sweep(tbot.services)] == ["failed"]
+    assert [o.status for o in await team_digest_sweep(tbot.services)] == ["failed"]
+    told = [m for m in fake_slack.messages_in("DU0ADMIN") if "C0PLAT" in m.get("text", "")]
+    assert len(told) == 1

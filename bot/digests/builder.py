@@ -15,6 +15,7 @@ from bot.digests.periods import Subscription
 from bot.identities import is_slack_user_id
 from bot.people import resolve_names
 from bot.services import Services
+from bot.teams.section import teams_section
 from bot.views.digest import (
     MOVERS_SHOWN,
     AnomalyRow,
@@ -157,6 +158,7 @@ async def build_digest(services: Services, sub: Subscription, first: date, last:
         ),
         unpriced=tuple(UnpricedRow(m, events, count) for m, events, count in unpriced),
         movers=tuple(replace(m, name=names.get(m.user_key)) for m in movers),
+        teams=await teams_section(services, first, last),
     )
 
 

@@ -46,6 +46,7 @@ from bot.views.format import (
     tokens,
     weekday,
 )
+from bot.views.team_digest import TeamLine, teams_section_lines, teams_section_text
 
 ZERO = Decimal(0)
 LIST_LIMIT = 15  # rows shown in the budget, anomaly and unlinked lists before "and N more"
@@ -152,6 +153,7 @@ class DigestView:
     unpriced: tuple[UnpricedRow, ...] = ()
     notes: tuple[str, ...] = field(default_factory=tuple)
     movers: tuple[MoverRow, ...] = ()  # weekly digests, privacy "names": the biggest changes, largest first
+    teams: tuple[TeamLine, ...] = ()  # [teams]: each team's spend, change, share of budget (bot/teams/section.py)
 
     @property
     def quiet(self) -> bool:
@@ -343,6 +345,8 @@ def details_blocks(view: DigestView) -> list[Block]:
         blocks += long_text_sections(lines)
     for title, lines in _people_sections(view, slack=True):
         blocks += long_text_sections([f"*{title}*", *lines])
+    if view.teams:
+        blocks += long_text_sections(teams_section_lines(view.teams))
     if not blocks:
         blocks.append(section("Nothing more to say about this one."))
     return fit(blocks)
@@ -379,6 +383,9 @@ def digest_text(view: DigestView) -> str:
                          f"{share:>4}")
     for title, body in _people_sections(view, slack=False):
         lines += ["", title] + [f"  {line}" for line in body]
+    if view.teams:
+        section_lines = teams_section_text(view.teams)
+        lines += ["", section_lines[0]] + [f"  {line}" for line in section_lines[1:]]
     if check := data_to_check_lines(view):
         lines += ["", "Data to check (admins; not posted to the channel)"] + [f"  {line}" for line in check]
     lines += [f"({note})" for note in view.notes]
