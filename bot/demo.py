@@ -30,6 +30,7 @@ from bot.config import ModelPrice, Settings
 from bot.digests.cli import demo_digest_text
 from bot.people import remember_people
 from bot.report import render_summary
+from bot.teams.demo import demo_team_walkthrough, demo_teams
 from bot.wiring import build_services
 from storage.db import upgrade_async
 
@@ -89,6 +90,7 @@ def demo_settings(database: Path, people: list[DemoPerson]) -> Settings:
         identities=identities,
         default_approvers=(people[1].slack_id,),
         model_prices={"acme-finetune-1": ModelPrice(Decimal(3), Decimal(12), Decimal("0.3"))},
+        teams=demo_teams([(p.slack_id, p.team) for p in people]),  # SPEC 13 (bot/teams/demo.py)
     )
 
 
@@ -202,6 +204,7 @@ async def _demo(database: Path, people_count: int, seed: int, shots: Path | None
         print("\n" + await render_demo_cards(services))
         print("\n" + await demo_digest_text(services))
         print("\n" + await demo_walkthrough(services))
+        print("\n" + await demo_team_walkthrough(services))
         if shots is not None:
             from bot.shots import write_shots
 

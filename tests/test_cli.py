@@ -295,6 +295,7 @@ SURFACES = (
     "requester-denied", "requester-expired", "modal-request", "modal-approve-amount", "modal-deny", "home-approver",
     "home-first-run", "home-admin", "audit", "admin-set-budget", "admin-link", "admin-digest-failed",
     "digest-daily-thread", "digest-weekly-thread",
+    "team-card", "team-admin", "team-digest", "teams-section", "team-request-pending", "team-request-approved",
 )
 
 
@@ -321,7 +322,8 @@ def test_demo_needs_no_slack_and_no_network(tmp_path):
     result = tokenbot("demo", "--database", str(database), "--shots", str(shots), cwd=tmp_path, timeout=90,
                       prefix=_no_network_prefix())
     assert result.returncode == 0, result.stderr
-    for heading in ("Top 10 by cost", "Unlinked spend", "Models without a price"):
+    for heading in ("Top 10 by cost", "Unlinked spend", "Models without a price", "Teams\n",
+                    "/tokens team (as the lead", "approves with the same buttons as a personal request (approved)"):
         assert heading in result.stdout
     check_shots(shots)
     url = f"sqlite+aiosqlite:///{database}"

@@ -406,3 +406,30 @@ async def test_team_digest_to_a_channel_the_bot_is_not_in_fails_once_and_tells_a
     assert [o.status for o in await team_digest_sweep(tbot.services)] == ["failed"]
     told = [m for m in fake_slack.messages_in("DU0ADMIN") if "C0PLAT" in m.get("text", "")]
     assert len(told) == 1
+
+
+# -- the export command -----------------------------------------------------------------------------------------
+
+async def test_tokenbot_export_cli_csv_json_empty_and_unknown_by(tbot, tmp_path):
+    import asyncio
+    import json
+
+    from tests.test_cli import tokenbot
+
+    await ingest(tbot, [usage(1, "U0ADA", "1.005"), usage(2, "U0ZED", "2", project="search")])
+    url = tbot.services.settings.database_url
+
+    def run(*args):
+        return tokenbot("export", *args, cwd=tmp_path, DATABASE_URL=url)
+
+    done = await asyncio.to_thread(run, "--month", "2026-11", "--by", "team")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "team,unattributed,spend_usd,spend_usd_cents,input_tokens,output_tokens,tokens,calls",
+        "(none),true,2,2.00,1000,100,1100,1", "platform,false,1.005,1.01,1000,100,1100,1"]
+    done = await asyncio.to_thread(run, "--month", "2026-11", "--by", "project", "--format", "json")
+    assert [(r["key"], r["spend_usd"]) for r in json.loads(done.stdout)] == [("search", "2"), ("(none)", "1.005")]
+    done = await asyncio.to_thread(run, "--month", "2026-01", "--by", "person", "--format", "json")
+    assert (done.returncode, json.loads(done.stdout)) == (0, [])
+    done = await asyncio.to_thread(run, "--month", "2026-11", "--by", "cost-centre")
+    assert done.returncode == 2 and "by: unknown 'cost-centre'" in done.stderr and not done.stdout

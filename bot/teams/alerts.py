@@ -124,11 +124,11 @@ def alert_text(team: str, kind: str, threshold: Decimal | None, used: Decimal, l
     if kind == "forecast":
         return (f":crystal_ball: Team *{team}* is on pace for about {money(outlook)} this month, over its "
                 f"{money(limit)} budget ({money(used)} spent so far). `/tokens team {team}` shows who and what; "
-                f"`/tokens request team {team} <amount>` asks for more.")
+                f"`/tokens request team {team} &lt;amount&gt;` asks for more.")
     if used >= limit:
         return (f":rotating_light: Team *{team}* has spent {money(used)}: its whole {money(limit)} budget "
                 f"({percent(used / limit)}). The limits API now answers `allowed: false` for its members. "
-                f"`/tokens request team {team} <amount>` asks for more.")
+                f"`/tokens request team {team} &lt;amount&gt;` asks for more.")
     return (f":warning: Team *{team}* has used {percent(threshold)} of its {money(limit)} budget "
             f"({money(used)} spent). `/tokens team {team}` shows who and what.")
 

@@ -114,7 +114,7 @@ def team_card_blocks(view: TeamCardView) -> list[Block]:
         blocks.append(context(f":hourglass_flowing_sand: A team raise of {money(p.amount_usd)} asked "
                               f"{slack_moment(p.created_at)} is waiting for a decision"))
     if view.can_request and not view.pending:
-        blocks.append(context(f"Need more? `/tokens request team {view.team} <amount> [reason]` asks the "
+        blocks.append(context(f"Need more? `/tokens request team {view.team} &lt;amount&gt; [reason]` asks the "
                               "approvers for a raise this month."))
     return blocks
 
@@ -155,3 +155,23 @@ def team_admin_blocks(lines: list[TeamAdminLine]) -> list[Block]:
         blocks.append(section(f"*{t.team}* · {plural(t.members, 'member')} · lead {lead} · {channel} · "
                               f"{budget}\n{sync}"))
     return blocks
+
+
+def team_card_text(view: TeamCardView) -> str:
+    """The card as plain text (the demo)."""
+    lead = view.lead or "no lead"
+    lines = [f"Team {view.team}: AI spend", standing_text(view), pace_text(view),
+             f"Lead: {lead} · {plural(view.member_count, 'member')} · {tokens(view.tokens)} tokens · "
+             f"{view.calls:,} calls"]
+    if view.members_hidden:
+        lines.append("Members are not ranked: the leaderboard is off.")
+    elif view.members:
+        lines.append("Members this month:")
+        lines += [f"  {m.rank:>2}. {(m.name or m.user_key or 'someone'):<24} {money(m.cost_usd):>10}"
+                  for m in view.members[:5]]
+    if view.models:
+        lines.append("Top models: " + " · ".join(f"{m} {money(c)}" for m, c in view.models))
+    if view.trend:
+        lines.append("Last months: " + " · ".join(f"{label} {money(c)}" for label, c in view.trend))
+    lines += [f"A team raise of {money(p.amount_usd)} is waiting for a decision" for p in view.pending]
+    return "\n".join(lines)
