@@ -155,3 +155,11 @@ async def team_costs_days(session: AsyncSession, first: date, last: date) -> dic
     d = UsageTeamDaily
     rows = await session.execute(select(d.team, *_sums(d)).where(d.day >= first, d.day <= last).group_by(d.team))
     return {r[0]: _totals(r[1:]) for r in rows}
+
+
+async def team_days(session: AsyncSession, team: str, first: date, last: date) -> list[tuple[date, Measures]]:
+    """One team's (day, Measures) rows with usage in [first, last] (primary-key range on usage_team_daily)."""
+    d = UsageTeamDaily
+    rows = await session.execute(select(d.day, *_sums(d)).where(d.team == team, d.day >= first, d.day <= last)
+                                 .group_by(d.day))
+    return [(r[0], _totals(r[1:])) for r in rows]
