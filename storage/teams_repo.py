@@ -93,9 +93,12 @@ class Row:
     totals: Measures
 
 
-async def team_totals(session: AsyncSession, month: str) -> dict[str, Measures]:
-    """team ("" none) -> the month's sums."""
-    rows = await session.execute(select(T.team, *_sums(T)).where(T.month == month).group_by(T.team))
+async def team_totals(session: AsyncSession, month: str, team: str | None = None) -> dict[str, Measures]:
+    """team ("" none) -> the month's sums (all teams, or one: a primary-key range)."""
+    query = select(T.team, *_sums(T)).where(T.month == month)
+    if team is not None:
+        query = query.where(T.team == team)
+    rows = await session.execute(query.group_by(T.team))
     return {r[0]: _totals(r[1:]) for r in rows}
 
 

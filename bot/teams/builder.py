@@ -48,7 +48,7 @@ async def team_card(services: Services, caller: str, team: str) -> TeamCardView:
     month = month_key(today)
     months = months_back(today, TREND_MONTHS)
     async with services.db.session() as session:
-        total = (await teams_repo.team_totals(session, month)).get(team)
+        total = (await teams_repo.team_totals(session, month, team)).get(team)
         people = await teams_repo.team_breakdown(session, month, team, "person")
         models = await teams_repo.team_breakdown(session, month, team, "model")
         trend = await teams_repo.team_months(session, team, months)

@@ -141,8 +141,8 @@ def team_admin_blocks(lines: list[TeamAdminLine]) -> list[Block]:
                         "(README, \"Teams\").")]
     blocks: list[Block] = [header(f"Teams ({len(lines)})")]
     for t in lines[:45]:
-        budget = money(t.budget_usd) if t.budget_usd is not None else "no budget"
-        lead = mention(t.lead) if t.lead else "_no lead_"
+        budget = f"{money(t.budget_usd)} a month" if t.budget_usd is not None else "no budget"
+        lead = f"lead {mention(t.lead)}" if t.lead else "_no lead_"
         channel = f"<#{t.channel}>" if t.channel else "no channel"
         if t.usergroup is None:
             sync = "members from config"
@@ -152,7 +152,7 @@ def team_admin_blocks(lines: list[TeamAdminLine]) -> list[Block]:
             sync = f"user group `{t.usergroup}` synced {slack_moment(t.synced_at)}"
         else:
             sync = f"user group `{t.usergroup}` not synced yet"
-        blocks.append(section(f"*{t.team}* · {plural(t.members, 'member')} · lead {lead} · {channel} · "
+        blocks.append(section(f"*{t.team}* · {plural(t.members, 'member')} · {lead} · {channel} · "
                               f"{budget}\n{sync}"))
     return blocks
 
