@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 from apscheduler.triggers.interval import IntervalTrigger
 from slack_sdk.errors import SlackApiError
@@ -111,4 +112,5 @@ async def _job(services: Services) -> None:
 def team_jobs(services: Services) -> list[JobSpec]:
     if not services.settings.teams:
         return []
-    return [JobSpec("teams-sync", _job, IntervalTrigger(minutes=SYNC_MINUTES))]
+    start = datetime.now(UTC) + timedelta(seconds=5)  # at start-up, then every SYNC_MINUTES
+    return [JobSpec("teams-sync", _job, IntervalTrigger(minutes=SYNC_MINUTES, start_date=start))]
