@@ -59,7 +59,8 @@ def scheduled_jobs(services: Services) -> list[JobSpec]:
 def build_services(settings: Settings, *, clock: Clock | None = None, with_slack: bool = True) -> Services:
     """A working process's Services: the objects, the `/tokens` words, the Home sections, the ingest hooks."""
     services = create_services(settings, clock=clock, with_slack=with_slack)
-    services.teams = services.ingestor.teams = services.approvers.teams = TeamDirectory(settings, services.db)
+    services.teams = TeamDirectory(settings, services.db)
+    services.ingestor.teams = services.approvers.teams = services.identities.teams = services.teams
     services.tokens_words.update(tokens_words())
     services.home_sections.extend(home_sections())
     install_ingest_hooks(services)

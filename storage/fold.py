@@ -459,13 +459,15 @@ def apply_team_deltas_sqlite(ex: SqliteExec, deltas: TeamDeltas) -> None:
         ex.run(f"DELETE FROM {TEAM_DAILY} WHERE events = 0")
 
 
-def team_deltas_from_sqlite_rows(rows: Iterable[tuple], sign: int = 1, *, user_key: str | None = None) -> TeamDeltas:
-    """(day, team, user_key, model, project, in, cached, out, reasoning, cost, events, unpriced) rows."""
+def team_deltas_from_sqlite_rows(rows: Iterable[tuple], sign: int = 1, *, user_key: str | None = None,
+                                 no_team: str = "") -> TeamDeltas:
+    """(day, team, user_key, model, project, in, cached, out, reasoning, cost, events, unpriced) rows;
+    `user_key` and `no_team` (for rows in no team) re-key them (a re-attribution's new side)."""
     out: TeamDeltas = {}
     for r in rows:
         delta = Delta(wide_decode(r[5]), wide_decode(r[6]), wide_decode(r[7]), wide_decode(r[8]),
                       Decimal(wide_decode(r[9])).scaleb(-MONEY_SCALE), int(r[10]), int(r[11] or 0))
-        add_team_delta(out, (str(r[0]), r[1], user_key or r[2], r[3], r[4]), delta, sign)
+        add_team_delta(out, (str(r[0]), r[1] or no_team, user_key or r[2], r[3], r[4]), delta, sign)
     return out
 
 
@@ -567,11 +569,12 @@ _PG_EVENT_SUMS = ("SUM(input_tokens), SUM(cached_input_tokens), SUM(output_token
                   "SUM(cost_usd), COUNT(*), COUNT(*) FILTER (WHERE unpriced)")
 
 
-def team_deltas_from_pg_rows(rows: Iterable, sign: int = 1, *, user_key: str | None = None) -> TeamDeltas:
+def team_deltas_from_pg_rows(rows: Iterable, sign: int = 1, *, user_key: str | None = None,
+                             no_team: str = "") -> TeamDeltas:
     out: TeamDeltas = {}
     for r in rows:
         delta = Delta(int(r[5]), int(r[6]), int(r[7]), int(r[8]), Decimal(r[9]), int(r[10]), int(r[11]))
-        add_team_delta(out, (r[0].isoformat(), r[1], user_key or r[2], r[3], r[4]), delta, sign)
+        add_team_delta(out, (r[0].isoformat(), r[1] or no_team, user_key or r[2], r[3], r[4]), delta, sign)
     return out
 
 

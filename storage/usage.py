@@ -570,12 +570,14 @@ def _rebuild_sqlite(ex: SqliteExec, keys: list[str] | None) -> None:
         fold.team_rebuild_sqlite(ex)
 
 
-async def reattribute(session: AsyncSession, subject: str, user_key: str) -> set[str]:
+async def reattribute(session: AsyncSession, subject: str, user_key: str, team: str | None = None) -> set[str]:
     """Point every event sent under `subject` at `user_key` (in the caller's write transaction);
-    move their sums between the people's rollups by deltas. Returns the keys touched."""
+    move their sums between the people's rollups by deltas. Returns the keys touched. `team`: the
+    person's team, for the moved events that were charged to no team (an unlinked id's)."""
+    team = team or ""
     if session.bind.dialect.name == "sqlite":
         return await session.run_sync(
-            lambda s: _reattribute_sqlite(SqliteExec(s.connection(), driver=False), subject, user_key))
+            lambda s: _reattribute_sqlite(SqliteExec(s.connection(), driver=False), subject, user_key, team))
     driver = await _driver(session)
     await driver.execute(fold.NO_STATEMENT_TIMEOUT)  # all of a subject's history moves, however long
     # ingest waits while the events move: a batch committing meanwhile is either moved here or,
@@ -593,16 +595,16 @@ async def reattribute(session: AsyncSession, subject: str, user_key: str) -> set
         f"SELECT {fold.PG_TEAM_SUMS} FROM usage_events WHERE subject = $1 AND user_key <> $2 {fold.PG_TEAM_GROUP}",
         subject, user_key)
     team_deltas = fold.team_deltas_from_pg_rows(team_rows, -1)
-    for key, delta in fold.team_deltas_from_pg_rows(team_rows, 1, user_key=user_key).items():
+    for key, delta in fold.team_deltas_from_pg_rows(team_rows, 1, user_key=user_key, no_team=team).items():
         fold.add_team_delta(team_deltas, key, delta)
-    await driver.execute("UPDATE usage_events SET user_key = $1 WHERE subject = $2 AND user_key <> $1",
-                         user_key, subject)
+    await driver.execute("UPDATE usage_events SET user_key = $1, charge_team = CASE WHEN charge_team = '' THEN $3 "
+                         "ELSE charge_team END WHERE subject = $2 AND user_key <> $1", user_key, subject, team)
     await fold.queue_team_deltas_pg(driver, team_deltas)  # folded with the person deltas, next line
     await fold.apply_deltas_pg(driver, deltas)
     return {r[0] for r in rows} | {user_key}
 
 
-def _reattribute_sqlite(ex: SqliteExec, subject: str, user_key: str) -> set[str]:
+def _reattribute_sqlite(ex: SqliteExec, subject: str, user_key: str, team: str = "") -> set[str]:
     fold.fold_all_sqlite(ex)  # every moved event is in the rollups before its sums move
     rows = ex.rows(f"SELECT {fold.SQLITE_GROUP_SUMS} FROM usage_events WHERE subject = ? AND user_key <> ? "
                    "GROUP BY user_key, day, model", (subject, user_key))
@@ -614,9 +616,10 @@ def _reattribute_sqlite(ex: SqliteExec, subject: str, user_key: str) -> set[str]
     team_rows = ex.rows(f"SELECT {fold.SQLITE_TEAM_SUMS} FROM usage_events WHERE subject = ? AND user_key <> ? "
                         f"{fold.SQLITE_TEAM_GROUP}", (subject, user_key))
     team_deltas = fold.team_deltas_from_sqlite_rows(team_rows, -1)
-    for key, delta in fold.team_deltas_from_sqlite_rows(team_rows, 1, user_key=user_key).items():
+    for key, delta in fold.team_deltas_from_sqlite_rows(team_rows, 1, user_key=user_key, no_team=team).items():
         fold.add_team_delta(team_deltas, key, delta)
-    ex.run("UPDATE usage_events SET user_key = ? WHERE subject = ? AND user_key <> ?", (user_key, subject, user_key))
+    ex.run("UPDATE usage_events SET user_key = ?, charge_team = CASE WHEN charge_team = '' THEN ? ELSE charge_team "
+           "END WHERE subject = ? AND user_key <> ?", (user_key, team, subject, user_key))
     fold.apply_deltas_sqlite(ex, deltas)
     fold.apply_team_deltas_sqlite(ex, team_deltas)
     return {r[0] for r in rows} | {user_key}

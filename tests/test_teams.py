@@ -153,11 +153,15 @@ async def test_member_removed_mid_month_keeps_past_spend_with_the_team(tbot, fak
 
 
 async def test_linking_an_id_moves_its_team_rows_with_the_person(tbot):
-    await ingest(tbot, [usage(1, "key_live_abc", "2", team="proj_plat"), usage(2, "U0BOB", "1")])
+    await ingest(tbot, [usage(1, "key_live_abc", "2", team="proj_plat"), usage(2, "U0BOB", "1"),
+                        usage(3, "key_live_abc", "4")])  # in no team until the key is linked
+    assert await team_rollup(tbot) == {"platform": Decimal(3), "": Decimal(4)}
     await tbot.services.identities.link("key_live_abc", "U0DAN", source="admin", set_by="U0ADMIN")
     await tbot.services.ingestor.writer.settle()
-    rows = await tbot.sql("SELECT team, user_key, events FROM usage_team_monthly ORDER BY user_key")
-    assert [tuple(r) for r in rows] == [("platform", "U0BOB", 1), ("platform", "U0DAN", 1)]
+    rows = await tbot.sql("SELECT team, user_key, events FROM usage_team_monthly ORDER BY team, user_key")
+    # the event its team field named stays with platform; the one in no team joins dan's team (data)
+    assert [tuple(r) for r in rows] == [("data", "U0DAN", 1), ("platform", "U0BOB", 1), ("platform", "U0DAN", 1)]
+    assert await team_rollup(tbot) == {"platform": Decimal(3), "data": Decimal(4)}
 
 
 # -- user groups ------------------------------------------------------------------------------------------
