@@ -254,6 +254,10 @@ async def test_limits_api_names_the_team_and_refuses_when_the_team_is_over(tbot)
     assert body["team"]["allowed"] is False and body["remaining_usd"] == "155"
     status, body = await tbot.get("/api/v1/limits/U0ZED", headers=headers)
     assert status == 404
+    await ingest(tbot, [usage(3, "U0DAN", "250")])  # over his own $200 and his team's $50: his own comes first
+    status, body = await tbot.get("/api/v1/limits/U0DAN", headers=headers)
+    assert (body["allowed"], body["reason"], body["team"]["name"], body["team"]["allowed"]) == (
+        False, "budget", "data", False)
 
 
 async def test_team_threshold_alerts_go_to_the_lead_once(tbot, fake_slack):
@@ -437,3 +441,18 @@ async def test_tokenbot_export_cli_csv_json_empty_and_unknown_by(tbot, tmp_path)
     assert (done.returncode, json.loads(done.stdout)) == (0, [])
     done = await asyncio.to_thread(run, "--month", "2026-11", "--by", "cost-centre")
     assert done.returncode == 2 and "by: unknown 'cost-centre'" in done.stderr and not done.stdout
+
+
+async def test_team_forecast_alert_once_and_concurrent_checks_claim_once(tbot, fake_slack):
+    import asyncio
+
+    from bot.teams.alerts import check_teams
+
+    await ingest(tbot, [usage(1, "U0ADA", "70")])  # $70 by the 18th: on pace for about $117 of $100
+    forecasts = [m["text"] for m in fake_slack.messages_in("DU0BOB") if "on pace for about $116.67" in m["text"]]
+    assert len(forecasts) == 1
+    await ingest(tbot, [usage(2, "U0BOB", "1")])
+    results = await asyncio.gather(*(check_teams(tbot.services, ["platform"]) for _ in range(3)))
+    assert sum(len(r) for r in results) == 0  # everything already claimed: nobody sends twice
+    rows = await tbot.sql("SELECT kind, threshold FROM alerts_sent WHERE user_key = 'team:platform' ORDER BY kind")
+    assert [tuple(r) for r in rows] == [("forecast", ""), ("threshold", "0.5")]
