@@ -52,6 +52,8 @@ class IngestResult:
     rejected: list[Rejection] = field(default_factory=list)
     # (user_key, month) -> the cost this ingest added, for budget checks
     touched: dict[tuple[str, str], Decimal] = field(default_factory=dict)
+    # (team, month) -> the cost this ingest charged to the team, for team budget checks (bot/teams/alerts.py)
+    team_touched: dict[tuple[str, str], Decimal] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -133,15 +135,16 @@ class UsageIngestor:
         if teams is not None:
             await teams.refresh()
         charge = teams.charge_team if teams is not None and teams.enabled else (lambda raw, user: "")
-        rows, costs = [], []
+        rows, costs, charged = [], [], []
         for r, day in records:  # one pass: validated record -> priced driver tuple
             p = price(model=r.model, provider=r.provider, occurred_at=r.occurred_at, input_tokens=r.input_tokens,
                       cached_input_tokens=r.cached_input_tokens, output_tokens=r.output_tokens, cost_usd=r.cost_usd)
             costs.append(p.cost_usd)
+            charged.append(charge(r.team, user_keys[r.subject]))
             rows.append(encode(r.event_id, r.occurred_at, day, received, source, r.subject, user_keys[r.subject],
                                r.model, r.provider, r.team, r.project, r.input_tokens, r.cached_input_tokens,
                                r.output_tokens, r.reasoning_tokens, p.cost_usd, p.source, p.unpriced, r.metadata,
-                               r.cache_hit, charge(r.team, user_keys[r.subject])))
+                               r.cache_hit, charged[-1]))
         inserted = await self.writer.write_rows(rows)
         await self.identities.after_commit(user_keys)
         result.accepted = len(inserted)
@@ -152,6 +155,9 @@ class UsageIngestor:
             record, day = records[i]
             key = (user_keys[record.subject], f"{day.year:04d}-{day.month:02d}")
             touched[key] = touched.get(key, ZERO) + costs[i]
+            if charged[i]:
+                team_key = (charged[i], key[1])
+                result.team_touched[team_key] = result.team_touched.get(team_key, ZERO) + costs[i]
 
 
 def _check_ranges(record: UsageRecord, day: date, oldest: date | None) -> None:

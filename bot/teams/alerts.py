@@ -4,14 +4,17 @@ Once per team, kind, threshold and month whatever the process: the claim is a ro
 `alerts_sent` keyed ("team:<name>", kind, month, threshold), inserted with ON CONFLICT DO
 NOTHING, so only the transaction that inserted it sends the DM. A team with no lead alerts
 its approvers instead (`[approvals] team_approver`, else default approvers, else admins).
-Teams checked after a batch: the primary teams of the people in it, and every team that
-events can name by `aliases` (spend there does not follow a person). Checks are coalesced
-like the personal ones: one running at a time, the teams touched meanwhile checked next.
+Teams checked after a batch: those it charged spend to. Checks run in the background and are
+coalesced like the personal ones (bot/budget_alerts.py): one round at a time, the teams touched
+meanwhile checked next, and for QUIET_SECONDS after a check a team is not read again while its
+spend plus what this process has charged to it since stays below its next bar (the next
+threshold, or the spend at which the month-end pace passes the budget).
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -45,34 +48,55 @@ def alert_recipients(services: Services, team: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(s.team_approvers or s.default_approvers or s.admins))
 
 
+QUIET_SECONDS = 60.0
+INFINITY = Decimal("Infinity")
+
+
 class TeamAlertChecker:
     def __init__(self, services: Services) -> None:
         self.services = services
         self._dirty: set[str] = set()
         self._running = False
+        # team -> (month, spend at the last check + spend charged here since, next bar in USD, checked at)
+        self._quiet: dict[str, tuple[str, Decimal, Decimal, float]] = {}
         self.sent: list[TeamAlert] = []  # for tests and the demo
 
     async def after_ingest(self, result: IngestResult) -> None:
         services = self.services
-        teams = services.teams
-        if teams is None or not teams.enabled:
+        if not services.settings.teams:
             return
         month = month_key(services.clock.today())
-        touched = {teams.primary_team(user) for (user, m) in result.touched if m == month}
-        touched |= {name for name, t in services.settings.teams.items() if t.aliases}
-        self._dirty |= {t for t in touched if t and services.settings.teams[t].monthly_usd is not None}
-        if self._running:
-            return
-        self._running = True
+        now = time.monotonic()
+        for (team, m), added in result.team_touched.items():
+            config = services.settings.teams.get(team)
+            if m != month or config is None or config.monthly_usd is None:
+                continue
+            known = self._quiet.get(team)
+            if known is not None and known[0] == month and now - known[3] < QUIET_SECONDS:
+                self._quiet[team] = (month, known[1] + added, known[2], known[3])
+                if known[1] + added < known[2]:
+                    continue
+            self._dirty.add(team)
+        if self._dirty and not self._running:
+            self._running = True
+            services.background.spawn(self._rounds(), name="team-alerts")
+
+    async def _rounds(self) -> None:
         try:
             while self._dirty:
                 batch, self._dirty = sorted(self._dirty), set()
-                self.sent += await check_teams(services, batch)
+                bars: dict[str, tuple[str, Decimal, Decimal]] = {}
+                self.sent += await check_teams(self.services, batch, bars_out=bars)
+                now = time.monotonic()
+                for team, (month, spent, bar) in bars.items():
+                    self._quiet[team] = (month, spent, bar, now)
         finally:
             self._running = False
 
 
-async def check_teams(services: Services, teams: list[str]) -> list[TeamAlert]:
+async def check_teams(services: Services, teams: list[str], *,
+                      bars_out: dict[str, tuple[str, Decimal, Decimal]] | None = None) -> list[TeamAlert]:
+    """Claim and send what is due for these teams; `bars_out` gets each team's (month, spend, next bar)."""
     settings, clock = services.settings, services.clock
     today = clock.today()
     month = month_key(today)
@@ -87,6 +111,11 @@ async def check_teams(services: Services, teams: list[str]) -> list[TeamAlert]:
         limit, used = limits[team], spent.get(team, Decimal(0))
         if not limit:
             continue
+        if bars_out is not None:
+            above = [t * limit for t in settings.alert_thresholds if t * limit > used]
+            if (team_key(team), "forecast", "") not in sent and used < limit:
+                above.append(limit * today.day / month_last_day(today).day)  # where the pace passes the budget
+            bars_out[team] = (month, used, min([b for b in above if b > used], default=INFINITY))
         share = used / limit
         crossed = [t for t in settings.alert_thresholds
                    if share >= t and (team_key(team), "threshold", threshold_key(t)) not in sent]
