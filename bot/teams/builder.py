@@ -77,7 +77,7 @@ async def team_card(services: Services, caller: str, team: str) -> TeamCardView:
         models=tuple((m.key, m.totals.cost_usd) for m in models[:3]),
         trend=tuple((f"{date.fromisoformat(m + '-01'):%b}", trend.get(m, ZERO)) for m in months),
         pending=tuple(TeamPending(r.id, r.amount_usd, r.created_at) for r in pending),
-        can_request=caller == config.lead,
+        can_request=caller == config.lead or (config.lead is None and caller in directory.members(team)),
     )
 
 
