@@ -84,3 +84,12 @@ def test_teams_section_and_team_digest_and_admin_list():
     blocks = team_admin_blocks(admin)
     check_message(blocks, team_admin_fallback(admin))
     assert "`no_such_subteam`" in visible(blocks) and "_no lead_" in visible(blocks)
+
+
+def test_team_raise_form_fits_slack():
+    from bot.views.team_forms import team_raise_modal
+    from tests.fakes.blockkit import validate_view
+
+    view = team_raise_modal("platform", Decimal(10000))
+    assert validate_view(view) == []
+    assert view["private_metadata"] == "platform" and "$10,000" in str(view["blocks"])

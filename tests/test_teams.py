@@ -456,3 +456,31 @@ async def test_team_forecast_alert_once_and_concurrent_checks_claim_once(tbot, f
     assert sum(len(r) for r in results) == 0  # everything already claimed: nobody sends twice
     rows = await tbot.sql("SELECT kind, threshold FROM alerts_sent WHERE user_key = 'team:platform' ORDER BY kind")
     assert [tuple(r) for r in rows] == [("forecast", ""), ("threshold", "0.5")]
+
+
+async def test_the_team_card_button_opens_the_team_raise_form_and_submitting_it_asks(tbot, fake_slack):
+    from tests.support.approvals import approval_messages, buttons, click, submit
+
+    card = await ask(tbot, "team", user="U0BOB")
+    button = buttons(card["blocks"])["team_raise_open"]
+    assert button["value"] == "platform"
+    assert "team_raise_open" not in buttons((await ask(tbot, "team platform", user="U0ADA"))["blocks"])
+    await click(tbot, "U0ADA", button, channel="DU0ADA")  # not the lead: told why, no form
+    await settle(tbot)
+    assert not fake_slack.calls_to("views.open")
+    await click(tbot, "U0BOB", button, channel="DU0BOB")
+    await settle(tbot)
+    [opened] = fake_slack.calls_to("views.open")
+    form = fake_slack.views[opened.response["view"]["id"]]
+    assert form["callback_id"] == "team_raise_modal" and form["private_metadata"] == "platform"
+    status, body = await submit(tbot, "U0BOB", form, {"amount": "lots", "reason": None})
+    assert status == 200 and body["response_action"] == "errors"
+    status, body = await submit(tbot, "U0BOB", form, {"amount": "75", "reason": "launch <week>"})
+    assert status == 200
+    await settle(tbot)
+    [message] = approval_messages(fake_slack, "U0FIN")
+    assert "team *platform*" in str(message["blocks"]) and "launch &lt;week&gt;" in str(message["blocks"])
+    status, body = await submit(tbot, "U0BOB", form, {"amount": "20", "reason": None})
+    assert body["response_action"] == "errors" and "already has a request waiting" in str(body["errors"])
+    card = await ask(tbot, "team", user="U0BOB")
+    assert "team_raise_open" not in buttons(card["blocks"]) and "A team raise of $75" in flat(card)

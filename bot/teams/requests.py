@@ -1,4 +1,4 @@
-"""Team raise requests: `/tokens request team [name] <amount> [reason]` (this month only).
+"""Team raise requests: `/tokens request team [name] <amount> [reason]` and the team card's button.
 
 A team's request is an ordinary budget request whose requester is "team:<name>"
 (budget_requests), so it has the personal requests' buttons and guarantees: one pending
@@ -12,12 +12,23 @@ no lead can be asked for by its members or an admin.
 
 from __future__ import annotations
 
+import logging
+
+from slack_sdk.errors import SlackApiError
+
+from bot.approvals import messaging
 from bot.approvals.flows import submit_request
+from bot.approvals.service import check_input
 from bot.commands import Answer, Invocation
 from bot.people import is_admin
+from bot.services import Services
 from bot.teams.builder import team_key
+from bot.views.approvals import AMOUNT_BLOCK
 from bot.views.help import Notice
+from bot.views.team_forms import team_raise_modal
+from storage import approvals_repo
 
+log = logging.getLogger(__name__)
 USAGE = ("Usage: `/tokens request team [name] &lt;amount&gt; [reason]`, e.g. "
          "`/tokens request team platform 500 launch week` (this month only).")
 
@@ -37,21 +48,31 @@ async def request_team_command(invocation: Invocation) -> Answer:
         name, rest = led[0], words
     if not rest:
         return Notice(USAGE, ok=False)
-    allowed = await may_ask(services, user, name)
-    if allowed is not None:
-        return Notice(allowed, ok=False)
-    amount, reason = rest[0], (" ".join(rest[1:]) if len(rest) > 1 else None)
-    result = await submit_request(services, team_key(name), amount, reason, "month", via="command")
+    outcome, message = await ask_for_team(services, user, name, rest[0], " ".join(rest[1:]) or None,
+                                          via="command")
+    if outcome == "invalid":
+        message = f"{message} {USAGE}"
+    return Notice(message, ok=outcome in ("created", "auto_approved"))
+
+
+async def ask_for_team(services: Services, user: str, team: str, amount: str, reason: str | None, *,
+                       via: str) -> tuple[str, str]:
+    """Create and announce a team's request; (outcome, what to tell the asker)."""
+    refusal = await may_ask(services, user, team)
+    if refusal is not None:
+        return "not_allowed", refusal
+    result = await submit_request(services, team_key(team), amount, reason, "month", via=via)
     if result.outcome == "invalid":
-        return Notice(f"{result.message}. {USAGE}", ok=False)
+        return "invalid", f"{result.message}."
     if result.outcome == "pending_exists":
-        return Notice(f"Team {name} already has a request waiting for a decision; one at a time.", ok=False)
-    message = result.message.replace("Your request", f"Team {name}'s request").replace(
-        "You'll get a DM", "The lead gets a DM" if teams[name].lead else "Check `/tokens team`")
-    return Notice(message, ok=result.outcome in ("created", "auto_approved"))
+        return "pending_exists", f"Team {team} already has a request waiting for a decision; one at a time."
+    lead = services.settings.teams[team].lead
+    message = result.message.replace("Your request", f"Team {team}'s request").replace(
+        "You'll get a DM", "The lead gets a DM" if lead else "Check `/tokens team`")
+    return result.outcome, message
 
 
-async def may_ask(services, user: str, team: str) -> str | None:
+async def may_ask(services: Services, user: str, team: str) -> str | None:
     config = services.settings.teams[team]
     if config.lead:
         return None if user == config.lead else (
@@ -59,3 +80,41 @@ async def may_ask(services, user: str, team: str) -> str | None:
     if user in services.teams.members(team) or await is_admin(services, user):
         return None
     return f"Team {team} has no lead: its members or an admin can ask for a team raise."
+
+
+# -- the team card's button and its form ---------------------------------------------------------------
+
+async def team_raise_clicked(services: Services, user: str, team: str, trigger_id: str) -> None:
+    """Open the form at once (the trigger lives 3 s), or say why not."""
+    if team not in services.settings.teams:
+        await messaging.tell(services, user, "That team is no longer configured.")
+        return
+    refusal = await may_ask(services, user, team)
+    if refusal is not None:
+        await messaging.tell(services, user, refusal)
+        return
+    try:
+        await services.slack.views_open(trigger_id=trigger_id,
+                                        view=team_raise_modal(team, services.settings.max_request_usd))
+    except SlackApiError as exc:
+        log.warning("views.open of the team raise form failed: %s", exc.response.get("error"))
+        await messaging.tell(services, user, f"Ask with `/tokens request team {team} &lt;amount&gt; [reason]`.")
+
+
+async def team_raise_form_errors(services: Services, team: str, amount: str | None,
+                                 reason: str | None) -> dict[str, str]:
+    """Answered inside the modal before the ack: a bad amount, or a request already waiting."""
+    _, errors = check_input(services.settings, amount, reason, "month")
+    if not errors and team in services.settings.teams:
+        async with services.db.session() as session:
+            if await approvals_repo.pending_request_id(session, team_key(team)) is not None:
+                errors = {AMOUNT_BLOCK: f"Team {team} already has a request waiting for a decision."}
+    return errors
+
+
+async def team_raise_submitted(services: Services, user: str, team: str, amount: str, reason: str | None) -> None:
+    if team not in services.settings.teams:
+        await messaging.tell(services, user, "That team is no longer configured.")
+        return
+    _, message = await ask_for_team(services, user, team, amount, reason, via="modal")
+    await messaging.tell(services, user, message)

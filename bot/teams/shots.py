@@ -19,6 +19,7 @@ from bot.views.blocks import long_text_sections
 from bot.views.help import Message
 from bot.views.team_card import team_card_blocks, team_card_fallback
 from bot.views.team_digest import team_digest_blocks, team_digest_fallback, teams_section_lines
+from bot.views.team_forms import team_raise_modal
 
 
 async def team_shots(services: Services, shots) -> None:
@@ -29,6 +30,7 @@ async def team_shots(services: Services, shots) -> None:
     config = teams[name]
     view = await team_card(services, config.lead or services.settings.admins[0], name)
     shots.ephemeral("team-card", Message(team_card_fallback(view), team_card_blocks(view)))
+    shots.write("modal-team-raise", team_raise_modal(name, services.settings.max_request_usd))
     shots.ephemeral("team-admin", await admin_team_command(Invocation(services, services.settings.admins[0], "")))
     yesterday = services.clock.today() - timedelta(days=1)
     digest = await build_team_digest(services, name, yesterday)

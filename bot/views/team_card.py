@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from bot.views.blocks import Block, context, escape, fields, header, mention, section
+from bot.views.blocks import Block, actions, button, context, escape, fields, header, mention, section
 from bot.views.format import money, percent, plural, slack_moment, tokens
+from bot.views.team_forms import TEAM_RAISE_ACTION
 
 
 @dataclass(frozen=True)
@@ -114,8 +115,9 @@ def team_card_blocks(view: TeamCardView) -> list[Block]:
         blocks.append(context(f":hourglass_flowing_sand: A team raise of {money(p.amount_usd)} asked "
                               f"{slack_moment(p.created_at)} is waiting for a decision"))
     if view.can_request and not view.pending:
-        blocks.append(context(f"Need more? `/tokens request team {view.team} &lt;amount&gt; [reason]` asks the "
-                              "approvers for a raise this month."))
+        blocks.append(actions(button("Ask for a team raise", TEAM_RAISE_ACTION, value=view.team,
+                                     label=f"Ask for more budget for team {view.team} this month")))
+        blocks.append(context(f"or `/tokens request team {view.team} &lt;amount&gt; [reason]`"))
     return blocks
 
 
