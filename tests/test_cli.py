@@ -295,7 +295,8 @@ SURFACES = (
     "requester-denied", "requester-expired", "modal-request", "modal-approve-amount", "modal-deny", "home-approver",
     "home-first-run", "home-admin", "audit", "admin-set-budget", "admin-link", "admin-digest-failed",
     "digest-daily-thread", "digest-weekly-thread",
-    "team-card", "team-admin", "team-digest", "modal-team-raise", "teams-section", "team-request-pending", "team-request-approved",
+    "team-card", "team-admin", "team-digest", "modal-team-raise", "teams-section", "team-request-pending",
+    "team-request-approved",
 )
 
 
