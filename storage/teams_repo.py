@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 
-from sqlalchemy import String, and_, bindparam, func, select, text, update
+from sqlalchemy import String, bindparam, func, select, text, update
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -20,7 +20,6 @@ from storage.measures import Measures
 from storage.models import TeamMembership, TeamSyncState, UsageTeamDaily, UsageTeamMonthly
 from storage.queries import _sums, _totals
 from storage.types import money_from_db
-from storage.usage import dialect_insert
 
 T = UsageTeamMonthly
 EXPORT_KEYS = {"team": T.team, "person": T.user_key, "model": T.model, "project": T.project}
@@ -149,8 +148,6 @@ async def team_month_spend(session: AsyncSession, month: str, first: date, last:
     rows = await session.execute(query, {"month": month, "teams": teams, "first": first, "last": last})
     return {r[0]: Decimal(r[1]) for r in rows}
 
-
-_ = (and_, dialect_insert)
 
 
 async def team_costs_days(session: AsyncSession, first: date, last: date) -> dict[str, Measures]:

@@ -6,5 +6,7 @@ team budgets and alerts, team digests, the chargeback export.
 - `sync`: config members and Slack user groups -> `team_memberships` (since/until).
 - `builder`: the team card's view model; `commands`: `/tokens team`, `/tokens admin team`.
 - `export`: the chargeback export (CLI and API); `limits`: the team part of the limits API.
-- `alerts`: team budget alerts to the lead; `digest`: the teams section, team digests.
+- `requests`: team raise requests (the command, the card's button and form).
+- `alerts`: team budget alerts to the lead; `section`: the org digest's teams section;
+  `digest`: each team channel's daily digest. `demo`, `shots`: the demo's teams.
 """
