@@ -26,7 +26,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from bot.services import Services
 from handlers import slack
-from handlers.http import api, metrics, webhooks
+from handlers.http import api, export, metrics, webhooks
 from handlers.http.common import BodyIncomplete, BodyTimeout, BodyTooLarge, header_text, read_body, refuse
 from handlers.http.webhooks import SERVICES
 
@@ -150,6 +150,7 @@ def build_web_app(services: Services, *, bolt: AsyncApp | None = None, on_start:
         app.router.add_post("/slack/events", _slack_events(bolt, services))
     webhooks.setup(app, services)
     api.setup(app)
+    export.setup(app)
     metrics.setup(app)
 
     async def startup(_app: web.Application) -> None:

@@ -39,10 +39,13 @@ class ApproverFinder:
         self.slack = slack
         self.field_id: str | None = None  # the manager field's id, as last looked up
         self.field_id_until = 0.0  # time.monotonic() until which `field_id` stands
+        self.teams = None  # bot.teams.assign.TeamDirectory (bot/wiring.py): team leads approve their members
 
     async def resolve(self, requester: str) -> Approvers:
         """The approvers of `requester`'s requests, and where they came from."""
         settings = self.settings
+        if requester.startswith("team:"):  # a team raise: [approvals] team_approver, else the defaults
+            return self._team_approvers(requester[5:])
         configured = settings.approvers.get(requester)
         if configured and configured != requester:
             return Approvers((configured,), "config")
@@ -53,12 +56,27 @@ class ApproverFinder:
         manager = await self.manager_from_profile(requester)
         if manager:
             return Approvers((manager,), "profile")
+        team = self.teams.primary_team(requester) if self.teams is not None else None
+        lead = settings.teams[team].lead if team else None
+        if lead and lead != requester:
+            return Approvers((lead,), "team lead")
         defaults = tuple(dict.fromkeys(u for u in settings.default_approvers if u != requester))
         if defaults:
             return Approvers(defaults, "default")
         admins = tuple(dict.fromkeys(u for u in settings.admins if u != requester))
         if admins:
             return Approvers(admins, "admins")
+        return Approvers((), "none")
+
+    def _team_approvers(self, team: str) -> Approvers:
+        """Never the team's own lead (who asks)."""
+        config = self.settings.teams.get(team)
+        lead = config.lead if config is not None else None
+        for users, source in ((self.settings.team_approvers, "team approver"),
+                              (self.settings.default_approvers, "default"), (self.settings.admins, "admins")):
+            chosen = tuple(dict.fromkeys(u for u in users if u != lead))
+            if chosen:
+                return Approvers(chosen, source)
         return Approvers((), "none")
 
     async def manager_from_profile(self, user: str) -> str | None:

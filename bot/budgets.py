@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.clock import Clock, month_first_day, month_key, month_last_day, next_month_first_day
 from bot.config import Settings
+from storage import teams_repo
 from storage.chunks import chunked
 from storage.models import Budget, BudgetRaise, UsageDaily
 from storage.usage import month_spend
@@ -74,9 +75,17 @@ async def budget_statuses(
             .group_by(BudgetRaise.user_key))).all())
         # exact to the last event: the monthly rollup plus what is not folded into it yet
         spent.update(await month_spend(session, month, month_first_day(day), month_last_day(day), chunk))
+    # a team's raise requests are keyed "team:<name>": its budget is [teams.<name>] monthly_usd (SPEC 13)
+    teams = {u: u[5:] for u in people if u.startswith("team:")}
+    if teams:
+        spent.update({f"team:{k}": v for k, v in (await teams_repo.team_month_spend(
+            session, month, month_first_day(day), month_last_day(day), list(teams.values()))).items()})
     statuses = {}
     for user in people:
         standing = stored.get(user, settings.user_budgets.get(user, settings.default_monthly_usd))
+        if user in teams:
+            config = settings.teams.get(teams[user])
+            standing = config.monthly_usd if config is not None and config.monthly_usd is not None else ZERO
         extra = raises.get(user) or ZERO
         statuses[user] = BudgetStatus(
             user_key=user, period=month, standing_usd=standing, raises_usd=extra, limit_usd=standing + extra,

@@ -46,6 +46,10 @@ def main(argv: list[str] | None = None) -> int:
     enf = sub.add_parser("enforce", help="enforcers: status, or push what waits now")
     enf.add_argument("action", choices=("status", "push"))
     enf.add_argument("--all", dest="everyone", action="store_true", help="push: queue everyone first")
+    exp = sub.add_parser("export", help="the chargeback export of a month: spend, tokens, calls per row")
+    exp.add_argument("--month", required=True, help="the local month, YYYY-MM")
+    exp.add_argument("--by", required=True, help="team | person | model | project")
+    exp.add_argument("--format", default="csv", help="csv (default) | json")
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
 
@@ -88,6 +92,10 @@ def main(argv: list[str] | None = None) -> int:
 
             migrate(settings)
             return asyncio.run(enforce_command(settings, args.action, everyone=args.everyone))
+        if args.command == "export":
+            from bot.teams.export_cli import export_command
+
+            return export_command(settings, args.month, args.by, args.format, migrate)
     except (ConfigError, CommandError) as exc:
         print(f"tokenbot: {exc}", file=sys.stderr)
         return 2

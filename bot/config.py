@@ -33,6 +33,7 @@ from bot.config_values import (
 )
 from bot.enforce_config import BreakerSettings, EnforceSettings, parse_breaker, parse_enforce
 from bot.providers.settings import SourcesConfig, leaderboard_table, parse_sources, with_environment
+from bot.teams.config import TeamConfig, parse_teams, team_approvers
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./tokenbot.db"
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
@@ -109,6 +110,9 @@ class Settings:
     sources: SourcesConfig = field(default_factory=SourcesConfig)
     enforce: EnforceSettings = field(default_factory=EnforceSettings)  # [enforce.*] (bot/enforce_config.py)
     breaker: BreakerSettings = field(default_factory=BreakerSettings)  # [breaker]
+    # [teams.<name>] in file order (bot/teams/config.py); [approvals] team_approver
+    teams: dict[str, TeamConfig] = field(default_factory=dict)
+    team_approvers: tuple[str, ...] = ()
 
     def require_slack(self, *, http_mode: bool) -> None:
         """`serve` needs Slack credentials; other commands don't."""
@@ -208,7 +212,7 @@ def _parse_toml(path: Path) -> dict[str, Any]:
 
 def _toml_values(data: dict[str, Any]) -> dict[str, Any]:
     known = {"timezone", "admins", "leaderboard", "budgets", "approvals", "identities", "digests", "pricing",
-             "litellm", "retention", "ledger", "sources", "reconcile", "enforce", "breaker"}
+             "litellm", "retention", "ledger", "sources", "reconcile", "enforce", "breaker", "teams"}
     for key in data:
         if key not in known:
             raise ConfigError(f"{key}: unknown setting (known: {', '.join(sorted(known))})")
@@ -255,7 +259,7 @@ def _toml_values(data: dict[str, Any]) -> dict[str, Any]:
     for key in approvals:
         if key not in (
             "default_approvers", "expire_after_hours", "remind_after_hours", "max_request_usd",
-            "auto_approve_under_usd", "manager_field", "approver",
+            "auto_approve_under_usd", "manager_field", "approver", "team_approver",
         ):
             raise ConfigError(f"approvals.{key}: unknown setting")
     if "default_approvers" in approvals:
@@ -285,6 +289,11 @@ def _toml_values(data: dict[str, Any]) -> dict[str, Any]:
                 raise ConfigError(f"approvals.approver.{requester}: a person cannot approve their own requests")
             mapping[requester] = approver
         out["approvers"] = mapping
+
+    if "team_approver" in approvals:
+        out["team_approvers"] = team_approvers(approvals["team_approver"])
+    if "teams" in data:
+        out["teams"] = parse_teams(data["teams"])
 
     if "identities" in data:
         table = _table("identities", data["identities"])

@@ -32,6 +32,7 @@ from bot.digests.cli import demo_digest_text
 from bot.people import remember_people
 from bot.providers import demo as provider_demo
 from bot.report import render_summary
+from bot.teams.demo import demo_team_walkthrough, demo_teams
 from bot.wiring import build_services
 from storage.db import upgrade_async
 
@@ -91,6 +92,7 @@ def demo_settings(database: Path, people: list[DemoPerson]) -> Settings:
         identities=identities,
         default_approvers=(people[1].slack_id,),
         model_prices={"acme-finetune-1": ModelPrice(Decimal(3), Decimal(12), Decimal("0.3"))},
+        teams=demo_teams([(p.slack_id, p.team) for p in people]),  # SPEC 13 (bot/teams/demo.py)
     )
 
 
@@ -210,6 +212,7 @@ async def _demo(database: Path, people_count: int, seed: int, shots: Path | None
         provider_demo.fill_fake(services, fake, events, coders, rng, now)
         print("\n" + await provider_demo.pull_and_show(services, coders, {p.slack_id: p.name for p in people}))
         print("\n" + await breaker_walkthrough(services))
+        print("\n" + await demo_team_walkthrough(services))
         if shots is not None:
             from bot.shots import write_shots
 

@@ -55,6 +55,7 @@ class IdentityResolver:
         self.clock = clock
         self.config_links = dict(settings.identities)
         self.lookup_email = lookup_email
+        self.teams = None  # bot.teams.assign.TeamDirectory (bot/wiring.py)
         self._cache: dict[str, tuple[str | None, float]] = {}
         self._pending_lookups: set[str] = set()
         self._to_look_up: set[str] = set()  # unknown emails, looked up once their batch is stored
@@ -111,7 +112,7 @@ class IdentityResolver:
             current = self._cache.get(subject)
             if current is not None and current[0] and current[0] != user_key:
                 async with self.db.write() as session:
-                    await reattribute(session, subject, current[0])
+                    await reattribute(session, subject, current[0], self.team_of(current[0]))
         for email in [e for e in self._to_look_up if e in used]:
             self._to_look_up.discard(email)
             self._queue_lookup(email)
@@ -135,11 +136,15 @@ class IdentityResolver:
                         self._queue_lookup(subject)  # an email Slack did not know: ask again daily
                     if linked and linked != user_key:
                         async with self.db.write() as session:
-                            await reattribute(session, subject, linked)
+                            await reattribute(session, subject, linked, self.team_of(linked))
             except Exception:  # try again with the next batch; the pairs are not lost
                 log.exception("checking links after a stored batch failed")
                 self._recheck |= pairs
                 await asyncio.sleep(1.0)
+
+    def team_of(self, user_key: str) -> str | None:
+        """The person's primary team (bot/teams/assign.py): an unlinked id's spend in no team joins it."""
+        return self.teams.primary_team(user_key) if self.teams is not None else None
 
     async def resolve(self, subject: str) -> str:
         return (await self.resolve_many([subject]))[subject]
@@ -168,7 +173,7 @@ class IdentityResolver:
             identity.set_by = set_by
             identity.checked_at = self.clock.now()
             await session.flush()
-            touched = await reattribute(session, external_id, slack_user_id)
+            touched = await reattribute(session, external_id, slack_user_id, self.team_of(slack_user_id))
         self._cache[external_id] = (slack_user_id, time.monotonic() + CACHE_SECONDS)
         return touched
 

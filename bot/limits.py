@@ -12,6 +12,7 @@ from bot.budgets import budget_status
 from bot.config import SLACK_USER_ID
 from bot.identities import looks_like_email
 from bot.services import Services
+from bot.teams.limits import team_answer
 from bot.views.format import json_money, json_scope
 from storage import breaker_repo
 from storage.approvals_repo import pending_request
@@ -114,17 +115,17 @@ async def limits_for(services: Services, user: str) -> dict[str, Any] | None:
         status = await budget_status(session, services.settings, services.clock, user_key)
         pending = await pending_request(session, user_key)
         paused = await breaker_repo.paused_trip(session, user_key)
-    allowed = status.allowed and paused is None
-    reason = ("paused by the runaway breaker" if paused is not None else
-              None if status.allowed else "over the monthly limit")
-    return {
+    # `reason` is a code a gateway can branch on: "paused" (the runaway breaker), "budget" (the
+    # person's own month), "team_budget" (their team's, added by team_answer)
+    answer = {
         "user": user,
         "slack_user_id": user_key if SLACK_USER_ID.match(user_key) else None,
         "period": status.period,
         "limit_usd": json_money(status.limit_usd),
         "spent_usd": json_money(status.spent_usd),
         "remaining_usd": json_money(status.remaining_usd),
-        "allowed": allowed,
-        "reason": reason,
+        "allowed": status.allowed and paused is None,
+        "reason": "paused" if paused is not None else None if status.allowed else "budget",
         "pending_request": request_summary(pending) if pending else None,
     }
+    return await team_answer(services, user_key, answer)  # `team`; `allowed` false when the team is over

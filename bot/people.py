@@ -42,7 +42,7 @@ async def display_names(services: Services, user_keys: Iterable[str]) -> dict[st
                 select(Person.slack_user_id, Person.display_name).where(Person.slack_user_id.in_(chunk))
             )
             names.update({k: v for k, v in rows if v})
-    return {k: names.get(k, k) for k in keys}
+    return {k: names.get(k, f"Team {k[5:]}" if k.startswith("team:") else k) for k in keys}  # team:<name>: SPEC 13
 
 
 PROFILE_TTL_SECONDS = 6 * 3600

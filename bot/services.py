@@ -73,6 +73,7 @@ class Services:
     home_sections: list[Callable[[Services, str], Awaitable[list[dict[str, Any]]]]] = field(default_factory=list)
     # async (services) -> lines for `tokenbot sources status` beside the sources (enforcers add theirs)
     status_lines: list[Callable[[Services], Awaitable[list[str]]]] = field(default_factory=list)
+    teams: Any = None  # bot.teams.assign.TeamDirectory, set by bot/wiring.py
 
     async def close(self, *, grace_seconds: float = 5.0) -> None:
         """Let background work (alert DMs, message updates, listeners) finish briefly, then release

@@ -34,6 +34,7 @@ from bot.digests.periods import Subscription, latest_complete
 from bot.people import display_names, remember_people
 from bot.providers.demo import provider_shots
 from bot.services import Services
+from bot.teams.shots import team_shots
 from bot.views import alerts as alert_views
 from bot.views import approvals as approval_views
 from bot.views.answers import render
@@ -112,6 +113,7 @@ async def write_shots(services: Services, out: Path, people: list[tuple[str, str
     await _digests(services, shots, today)
     await _alerts(services, shots, heaviest)
     await _approvals(services, shots, candidates)
+    await team_shots(services, shots)  # SPEC 13: team card, team digest, teams section, a team request
     shots.write("home-first-run", home_view(await home_builder.build_home(services, NEWCOMER[0])))
 
     # admin notices: answers to admin commands, the DM when a digest cannot be posted, their App Home
@@ -187,6 +189,7 @@ async def _approvals(services: Services, shots: Shots, candidates: list[str]) ->
         created = await service.create_request(services, requester, amount, reason, "month", via="demo")
         ids[outcome] = created.request_id
     pending = await request_view(services, ids["approved"])
+    approver = pending.approvers[0]  # with [teams], a member's approver is their team's lead (SPEC 13)
     shots.message("approval-pending", approver, approval_views.approval_fallback(pending),
                   approval_views.approval_blocks(pending))
     shots.message("approval-reminder", approver, approval_views.reminder_text(pending, 24, slack=False),
@@ -202,6 +205,7 @@ async def _approvals(services: Services, shots: Shots, candidates: list[str]) ->
     decided = await service.decide(services, ids["approved"], approver, approve=True)
     shown = await messaging.after_decision(services, ids["approved"], decided=decided)
     _decided_shots(shots, "approved", approver, shown)
+    approver = (await request_view(services, ids["denied"])).approvers[0]
     decided = await service.decide(services, ids["denied"], approver, approve=False,
                                    note="Let's review the eval plan first")
     _decided_shots(shots, "denied", approver, await messaging.after_decision(services, ids["denied"],

@@ -57,6 +57,8 @@ class IngestResult:
     # here that happened within the window before now, and the last such event
     recent: dict[str, Decimal] = field(default_factory=dict)
     recent_last: dict[str, UsageRecord] = field(default_factory=dict)
+    # (team, month) -> the cost this ingest charged to the team, for team budget checks (bot/teams/alerts.py)
+    team_touched: dict[tuple[str, str], Decimal] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -84,6 +86,7 @@ class UsageIngestor:
         self.after_ingest: list[AfterIngest] = []
         self.observers: list[IngestObserver] = []  # (source, result) after each ingest: metrics
         self.recent_window: timedelta | None = None  # sum recent spend per person for the hooks (the breaker)
+        self.teams: Any = None  # bot.teams.assign.TeamDirectory: the team each event is charged to
 
     async def ingest(self, raw_events: Sequence[Any], *, source: str) -> IngestResult:
         result = IngestResult()
@@ -134,21 +137,32 @@ class UsageIngestor:
         encode = self.writer.encoder.row
         received = self.writer.encoder.time(now)
         price = self.pricer.price
-        rows, costs = [], []
+        teams = self.teams
+        if teams is not None:
+            await teams.refresh()
+        charge = teams.charge_team if teams is not None and teams.enabled else (lambda raw, user: "")
+        rows, costs, charged = [], [], []
         for r, day in records:  # one pass: validated record -> priced driver tuple
             p = price(model=r.model, provider=r.provider, occurred_at=r.occurred_at, input_tokens=r.input_tokens,
                       cached_input_tokens=r.cached_input_tokens, output_tokens=r.output_tokens, cost_usd=r.cost_usd)
             costs.append(p.cost_usd)
+            charged.append(charge(r.team, user_keys[r.subject]))
             rows.append(encode(r.event_id, r.occurred_at, day, received, source, r.subject, user_keys[r.subject],
                                r.model, r.provider, r.team, r.project, r.input_tokens, r.cached_input_tokens,
                                r.output_tokens, r.reasoning_tokens, p.cost_usd, p.source, p.unpriced, r.metadata,
-                               r.cache_hit))
+                               r.cache_hit, charged[-1]))
         inserted = await self.writer.write_rows(rows)
         await self.identities.after_commit(user_keys)
         result.accepted = len(inserted)
         result.served_from_cache = sum(1 for i in inserted if records[i][0].cache_hit)
         result.duplicates += len(rows) - len(inserted)
         touched = result.touched
+        team_touched = result.team_touched
+        for i in inserted:
+            if charged[i]:
+                day = records[i][1]
+                team_key = (charged[i], f"{day.year:04d}-{day.month:02d}")
+                team_touched[team_key] = team_touched.get(team_key, ZERO) + costs[i]
         if self.recent_window is None:
             for i in inserted:
                 record, day = records[i]

@@ -30,6 +30,12 @@ from bot.providers.commands import reconcile_command
 from bot.providers.sync import source_jobs
 from bot.scheduler import JobSpec, start_scheduler, stop_scheduler
 from bot.services import Services, create_services
+from bot.teams import commands as team_commands
+from bot.teams.alerts import TeamAlertChecker
+from bot.teams.assign import TeamDirectory
+from bot.teams.digest import team_digest_jobs
+from bot.teams.requests import request_team_command
+from bot.teams.sync import team_jobs
 
 
 def tokens_words() -> dict[str, Word]:
@@ -39,6 +45,9 @@ def tokens_words() -> dict[str, Word]:
         "admin reconcile": reconcile_command,
         "admin status": enforce_status.status_command,
         "admin breaker": breaker_flows.breaker_command,
+        "team": team_commands.team_command,
+        "admin team": team_commands.admin_team_command,
+        "request team": request_team_command,
     }
 
 
@@ -52,11 +61,13 @@ def install_ingest_hooks(services: Services) -> None:
         detector = Detector(services)
         services.ingestor.recent_window = detector.window
         services.ingestor.after_ingest.append(detector.after_ingest)
+    services.ingestor.after_ingest.append(TeamAlertChecker(services).after_ingest)
 
 
 def scheduled_jobs(services: Services) -> list[JobSpec]:
     return [*digest_jobs(services), *approval_jobs(services), *outbox_jobs(services), *ledger_jobs(services),
-            *source_jobs(services), *enforce_jobs(services), *breaker_flows.breaker_jobs(services)]
+            *source_jobs(services), *enforce_jobs(services), *breaker_flows.breaker_jobs(services),
+            *team_jobs(services), *team_digest_jobs(services)]
 
 
 def status_lines() -> list:
@@ -67,6 +78,8 @@ def status_lines() -> list:
 def build_services(settings: Settings, *, clock: Clock | None = None, with_slack: bool = True) -> Services:
     """A working process's Services: the objects, the `/tokens` words, the Home sections, the ingest hooks."""
     services = create_services(settings, clock=clock, with_slack=with_slack)
+    services.teams = TeamDirectory(settings, services.db)
+    services.ingestor.teams = services.approvers.teams = services.identities.teams = services.teams
     services.tokens_words.update(tokens_words())
     services.home_sections.extend(home_sections())
     services.status_lines.extend(status_lines())

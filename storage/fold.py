@@ -200,6 +200,7 @@ def fold_sqlite(ex: SqliteExec, *, chunk: int = FOLD_CHUNK) -> int:
         "FROM temp.fold_window", (ADD_FAST_LIMIT,))[0]
     for sql in _APPLY[wide or bool(big)]:  # a key's sum past 2^61: the days and months add exactly too
         ex.run(sql)
+    team_fold_window_sqlite(ex, done, upto, wide)
     ex.run("UPDATE rollup_fold_state SET folded_seq = ? WHERE id = 1", (upto,))
     return int(count) or 1
 
@@ -306,6 +307,7 @@ async def fold_pg(conn, *, wait: bool = False) -> int | None:
 async def fold_pg_locked(conn) -> int:
     """The fold itself, inside a transaction that holds the fold lock."""
     rows, events, _, emptied = await conn.fetchrow(PG_FOLD)
+    await team_fold_pg_locked(conn)
     if emptied:
         for table, _ in ROLLUPS:
             await conn.execute(f"DELETE FROM {table} WHERE user_key = ANY($1::text[]) AND events = 0", emptied)
@@ -357,3 +359,231 @@ def deltas_from_pg_rows(rows: Iterable, sign: int = 1, *, user_key: str | None =
         delta = Delta(int(r[3]), int(r[4]), int(r[5]), int(r[6]), Decimal(r[7]), int(r[8]), int(r[9]))
         add_delta(out, (user_key or r[0], r[1], r[2]), delta, sign)
     return out
+
+
+# =========================================================================== teams (0004_teams)
+# Two team rollups, changed only where the person rollups are: `usage_team_monthly` (local month,
+# team, person, model, project: team cards, the chargeback export) and `usage_team_daily` (local
+# day, team: digests). Every event carries the team it was charged to when stored
+# (`usage_events.charge_team`, "" none; bot/teams/assign.py decides), so rebuilds give the same
+# answer and a member who leaves keeps past spend with the team it was spent for.
+# SQLite: `fold_sqlite` adds the same seq window here. PostgreSQL: each ingest transaction
+# commits a `team_fold_queue` row beside its `usage_fold_queue` row; `fold_pg_locked` drains
+# both. Rewrites change them by deltas in their transaction; rebuilds recompute them.
+
+TEAM_TABLE = "usage_team_monthly"
+TEAM_DAILY = "usage_team_daily"
+TEAM_KEYS = ("month", "team", "user_key", "model", "project")
+TeamKey = tuple[str, str, str, str, str]  # local day (ISO), team, user_key, model, project
+TeamDeltas = dict[TeamKey, Delta]
+
+
+def add_team_delta(deltas: TeamDeltas, key: TeamKey, delta: Delta, sign: int = 1) -> None:
+    acc = deltas.get(key)
+    if acc is None:
+        acc = deltas[key] = Delta()
+    acc.add(delta, sign)
+
+
+def event_key(day: date, event: dict) -> TeamKey:
+    return (day.isoformat(), event.get("charge_team") or "", event["user_key"], event["model"],
+            event.get("project") or "")
+
+
+# =========================================================================== SQLite
+
+def _upsert_set(table: str) -> str:
+    return ", ".join(_wide_add_sql(table, m) if m in WIDE else f"{m} = {table}.{m} + excluded.{m}" for m in MEASURES)
+
+
+def _team_sums(wide: bool, *, from_events: bool) -> str:
+    def total(m: str) -> str:
+        if not from_events:
+            return f"wide_sum({m})" if m in WIDE else f"SUM({m})"
+        if wide and m in WIDE:
+            return f"wide_sum({m})"
+        if m == "cost_usd":
+            return _split_sum(m)
+        return "SUM(unpriced)" if m == "unpriced_events" else "COUNT(*)" if m == "events" else f"SUM({m})"
+    return ", ".join(total(m) for m in MEASURES)
+
+
+def _team_fold_sqls(wide: bool) -> list[str]:
+    cols = ", ".join(MEASURES)
+    return [
+        f"INSERT INTO {TEAM_TABLE} ({', '.join(TEAM_KEYS)}, {cols}) "
+        f"SELECT substr(day, 1, 7), charge_team, user_key, model, COALESCE(project, ''), "
+        f"{_team_sums(wide, from_events=True)} FROM usage_events WHERE seq > ? AND seq <= ? "
+        "GROUP BY substr(day, 1, 7), charge_team, user_key, model, COALESCE(project, '') "
+        f"ON CONFLICT ({', '.join(TEAM_KEYS)}) DO UPDATE SET {_upsert_set(TEAM_TABLE)}",
+        f"INSERT INTO {TEAM_DAILY} (day, team, {cols}) SELECT day, charge_team, {_team_sums(wide, from_events=True)} "
+        "FROM usage_events WHERE seq > ? AND seq <= ? GROUP BY day, charge_team "
+        f"ON CONFLICT (day, team) DO UPDATE SET {_upsert_set(TEAM_DAILY)}",
+    ]
+
+
+_TEAM_FOLD = {wide: _team_fold_sqls(wide) for wide in (False, True)}
+
+
+def team_fold_window_sqlite(ex: SqliteExec, done: int, upto: int, wide: bool) -> None:
+    """Add events with done < seq <= upto (the person fold's window, same transaction)."""
+    for sql in _TEAM_FOLD[wide]:
+        ex.run(sql, (done, upto))
+
+
+_TEAM_WINDOW_DDL = (
+    "CREATE TEMP TABLE IF NOT EXISTS team_window (day TEXT, team TEXT, user_key TEXT, model TEXT, project TEXT, "
+    "input_tokens, cached_input_tokens, output_tokens, reasoning_tokens, cost_usd, events INTEGER, "
+    "unpriced_events INTEGER)"
+)
+
+
+def apply_team_deltas_sqlite(ex: SqliteExec, deltas: TeamDeltas) -> None:
+    rows = [(*key, wide_encode(d.input_tokens), wide_encode(d.cached_input_tokens), wide_encode(d.output_tokens),
+             wide_encode(d.reasoning_tokens), wide_encode(picodollars(d.cost_usd)), d.events, d.unpriced_events)
+            for key, d in sorted(deltas.items()) if not d.is_zero()]
+    if not rows:
+        return
+    ex.run(_TEAM_WINDOW_DDL)
+    ex.run("DELETE FROM temp.team_window")
+    ex.many(f"INSERT INTO temp.team_window VALUES ({', '.join('?' * 12)})", rows)
+    cols, sums = ", ".join(MEASURES), _team_sums(True, from_events=False)
+    ex.run(f"INSERT INTO {TEAM_TABLE} ({', '.join(TEAM_KEYS)}, {cols}) SELECT substr(day, 1, 7), team, user_key, "
+           f"model, project, {sums} FROM temp.team_window GROUP BY substr(day, 1, 7), team, user_key, model, project "
+           f"ON CONFLICT ({', '.join(TEAM_KEYS)}) DO UPDATE SET {_upsert_set(TEAM_TABLE)}")
+    ex.run(f"INSERT INTO {TEAM_DAILY} (day, team, {cols}) SELECT day, team, {sums} FROM temp.team_window "
+           f"GROUP BY day, team ON CONFLICT (day, team) DO UPDATE SET {_upsert_set(TEAM_DAILY)}")
+    for user in sorted({k[2] for k, d in deltas.items() if d.events < 0}):
+        ex.run(f"DELETE FROM {TEAM_TABLE} WHERE user_key = ? AND events = 0", (user,))
+    if any(d.events < 0 for d in deltas.values()):
+        ex.run(f"DELETE FROM {TEAM_DAILY} WHERE events = 0")
+
+
+def team_deltas_from_sqlite_rows(rows: Iterable[tuple], sign: int = 1, *, user_key: str | None = None,
+                                 no_team: str = "") -> TeamDeltas:
+    """(day, team, user_key, model, project, in, cached, out, reasoning, cost, events, unpriced) rows;
+    `user_key` and `no_team` (for rows in no team) re-key them (a re-attribution's new side)."""
+    out: TeamDeltas = {}
+    for r in rows:
+        delta = Delta(wide_decode(r[5]), wide_decode(r[6]), wide_decode(r[7]), wide_decode(r[8]),
+                      Decimal(wide_decode(r[9])).scaleb(-MONEY_SCALE), int(r[10]), int(r[11] or 0))
+        add_team_delta(out, (str(r[0]), r[1] or no_team, user_key or r[2], r[3], r[4]), delta, sign)
+    return out
+
+
+SQLITE_TEAM_SUMS = (
+    "day, charge_team, user_key, model, COALESCE(project, ''), wide_sum(input_tokens), "
+    "wide_sum(cached_input_tokens), wide_sum(output_tokens), wide_sum(reasoning_tokens), wide_sum(cost_usd), "
+    "COUNT(*), SUM(unpriced)"
+)
+SQLITE_TEAM_GROUP = "GROUP BY day, charge_team, user_key, model, COALESCE(project, '')"
+_SQLITE_EVENT_SUMS = ("wide_sum(input_tokens), wide_sum(cached_input_tokens), wide_sum(output_tokens), "
+                      "wide_sum(reasoning_tokens), wide_sum(cost_usd), COUNT(*), SUM(unpriced)")
+
+
+def team_rebuild_sqlite(ex: SqliteExec) -> None:
+    """Recompute both team rollups from the events (the caller folded first)."""
+    cols = ", ".join(MEASURES)
+    ex.run(f"DELETE FROM {TEAM_TABLE}")
+    ex.run(f"DELETE FROM {TEAM_DAILY}")
+    ex.run(f"INSERT INTO {TEAM_TABLE} ({', '.join(TEAM_KEYS)}, {cols}) SELECT substr(day, 1, 7), charge_team, "
+           f"user_key, model, COALESCE(project, ''), {_SQLITE_EVENT_SUMS} FROM usage_events "
+           "GROUP BY substr(day, 1, 7), charge_team, user_key, model, COALESCE(project, '')")
+    ex.run(f"INSERT INTO {TEAM_DAILY} (day, team, {cols}) SELECT day, charge_team, {_SQLITE_EVENT_SUMS} "
+           "FROM usage_events GROUP BY day, charge_team")
+
+
+# =========================================================================== PostgreSQL
+
+_TEAM_ARRAYS = ("teams", "user_keys", "days", "models", "projects", *MEASURES)
+TEAM_UNNEST = (
+    "unnest(q.teams, q.user_keys, q.days, q.models, q.projects, q.input_tokens, q.cached_input_tokens, "
+    "q.output_tokens, q.reasoning_tokens, q.cost_usd, q.events, q.unpriced_events) AS u(team, user_key, day, "
+    "model, project, input_tokens, cached_input_tokens, output_tokens, reasoning_tokens, cost_usd, events, "
+    "unpriced_events)"
+)
+_TEAM_SUMS = ", ".join(f"SUM({m}) AS {m}" for m in MEASURES)
+_PG_TEAM_SET = ", ".join(f"{m} = t.{m} + excluded.{m}" for m in MEASURES)
+PG_TEAM_FOLD = (
+    "WITH taken AS (DELETE FROM team_fold_queue RETURNING *), "
+    f"d AS (SELECT u.* FROM taken q, {TEAM_UNNEST}), "
+    f"m AS (SELECT day, team, user_key, model, project, {_TEAM_SUMS} FROM d GROUP BY day, team, user_key, model, "
+    f"project HAVING {' OR '.join(f'SUM({m}) <> 0' for m in MEASURES)}), "
+    f"a AS (INSERT INTO {TEAM_TABLE} AS t ({', '.join(TEAM_KEYS)}, {', '.join(MEASURES)}) "
+    f"SELECT to_char(day, 'YYYY-MM'), team, user_key, model, project, {_TEAM_SUMS} FROM m "
+    "GROUP BY to_char(day, 'YYYY-MM'), team, user_key, model, project ORDER BY 1, 2, 3, 4, 5 "
+    f"ON CONFLICT ({', '.join(TEAM_KEYS)}) DO UPDATE SET {_PG_TEAM_SET} RETURNING 1), "
+    f"b AS (INSERT INTO {TEAM_DAILY} AS t (day, team, {', '.join(MEASURES)}) "
+    f"SELECT day, team, {_TEAM_SUMS} FROM m GROUP BY day, team ORDER BY 1, 2 "
+    f"ON CONFLICT (day, team) DO UPDATE SET {_PG_TEAM_SET} RETURNING 1) "
+    "SELECT (SELECT COUNT(*) FROM a) + (SELECT COUNT(*) FROM b), "
+    "ARRAY(SELECT DISTINCT user_key FROM m WHERE events < 0)"
+)
+# the ingest statement's extra step (storage/usage.py `_PG_INGEST`): one queue row per transaction
+PG_INGEST_STEP = (
+    "tm AS (SELECT day, charge_team, user_key, model, COALESCE(project, '') AS project, "
+    "SUM(input_tokens) AS i, SUM(cached_input_tokens) AS c, SUM(output_tokens) AS o, SUM(reasoning_tokens) AS r, "
+    "SUM(cost_usd) AS usd, COUNT(*) AS n, COUNT(*) FILTER (WHERE unpriced) AS u FROM ins "
+    "GROUP BY 1, 2, 3, 4, 5), "
+    f"tq AS (INSERT INTO team_fold_queue ({', '.join(_TEAM_ARRAYS)}) "
+    "SELECT array_agg(charge_team), array_agg(user_key), "
+    "array_agg(day), array_agg(model), array_agg(project), array_agg(i), array_agg(c), array_agg(o), "
+    "array_agg(r), array_agg(usd), array_agg(n), array_agg(u) FROM tm HAVING COUNT(*) > 0) "
+)
+
+
+async def team_fold_pg_locked(conn) -> None:
+    _, emptied = await conn.fetchrow(PG_TEAM_FOLD)
+    if emptied:
+        await conn.execute(f"DELETE FROM {TEAM_TABLE} WHERE user_key = ANY($1::text[]) AND events = 0", emptied)
+        await conn.execute(f"DELETE FROM {TEAM_DAILY} WHERE events = 0")
+
+
+async def queue_team_deltas_pg(conn, deltas: TeamDeltas) -> None:
+    items = [(k, d) for k, d in sorted(deltas.items()) if not d.is_zero()]
+    if not items:
+        return
+    for _, d in items:
+        for value in (d.input_tokens, d.cached_input_tokens, d.output_tokens, d.reasoning_tokens):
+            if not -WIDE_MAX < value < WIDE_MAX:
+                raise OverflowError("token delta beyond 10^38")
+    types = ("text", "text", "date", "text", "text") + ("numeric",) * 5 + ("bigint",) * 2
+    marks = ", ".join(f"${i + 1}::{t}[]" for i, t in enumerate(types))
+    await conn.execute(
+        f"INSERT INTO team_fold_queue ({', '.join(_TEAM_ARRAYS)}) VALUES ({marks})",
+        [k[1] for k, _ in items], [k[2] for k, _ in items], [date.fromisoformat(k[0]) for k, _ in items],
+        [k[3] for k, _ in items], [k[4] for k, _ in items],
+        [Decimal(d.input_tokens) for _, d in items], [Decimal(d.cached_input_tokens) for _, d in items],
+        [Decimal(d.output_tokens) for _, d in items], [Decimal(d.reasoning_tokens) for _, d in items],
+        [d.cost_usd for _, d in items], [d.events for _, d in items], [d.unpriced_events for _, d in items],
+    )
+
+
+PG_TEAM_SUMS = (
+    "day, charge_team, user_key, model, COALESCE(project, ''), SUM(input_tokens), "
+    "SUM(cached_input_tokens), SUM(output_tokens), SUM(reasoning_tokens), SUM(cost_usd), COUNT(*), "
+    "COUNT(*) FILTER (WHERE unpriced)"
+)
+PG_TEAM_GROUP = "GROUP BY day, charge_team, user_key, model, COALESCE(project, '')"
+_PG_EVENT_SUMS = ("SUM(input_tokens), SUM(cached_input_tokens), SUM(output_tokens), SUM(reasoning_tokens), "
+                  "SUM(cost_usd), COUNT(*), COUNT(*) FILTER (WHERE unpriced)")
+
+
+def team_deltas_from_pg_rows(rows: Iterable, sign: int = 1, *, user_key: str | None = None,
+                             no_team: str = "") -> TeamDeltas:
+    out: TeamDeltas = {}
+    for r in rows:
+        delta = Delta(int(r[5]), int(r[6]), int(r[7]), int(r[8]), Decimal(r[9]), int(r[10]), int(r[11]))
+        add_team_delta(out, (r[0].isoformat(), r[1] or no_team, user_key or r[2], r[3], r[4]), delta, sign)
+    return out
+
+
+async def team_rebuild_pg(driver) -> None:
+    cols = ", ".join(MEASURES)
+    await driver.execute(f"DELETE FROM {TEAM_TABLE}")
+    await driver.execute(f"DELETE FROM {TEAM_DAILY}")
+    await driver.execute(f"INSERT INTO {TEAM_TABLE} ({', '.join(TEAM_KEYS)}, {cols}) SELECT to_char(day, 'YYYY-MM'), "
+                         f"charge_team, user_key, model, COALESCE(project, ''), {_PG_EVENT_SUMS} FROM usage_events "
+                         "GROUP BY to_char(day, 'YYYY-MM'), charge_team, user_key, model, COALESCE(project, '')")
+    await driver.execute(f"INSERT INTO {TEAM_DAILY} (day, team, {cols}) SELECT day, charge_team, {_PG_EVENT_SUMS} "
+                         "FROM usage_events GROUP BY day, charge_team")

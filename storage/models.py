@@ -94,6 +94,8 @@ class UsageEvent(Base):
     meta: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSON)
     # served from a gateway's cache (LiteLLM cache_hit): stored with no tokens and no cost (0003_senders)
     cache_hit: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False, server_default=false())
+    # the team the event was charged to when stored, "" for none (0004_teams; bot/teams/assign.py)
+    charge_team: Mapped[str] = mapped_column(String(200), nullable=False, default="", server_default="")
 
     __table_args__ = (
         Index("ix_usage_events_subject", "subject"),
@@ -529,3 +531,70 @@ class BreakerTrip(Base):
     __table_args__ = (UniqueConstraint("subject", "episode"), Index("ix_breaker_trips_user_key_status",
                                                                      "user_key", "status"),
                       Index("ix_breaker_trips_tripped_at", "tripped_at"))
+class UsageTeamMonthly(_Measures, Base):
+    """Per local month, team ("" none), person, model and project ("" none): team cards and the
+    chargeback export (0004_teams). Folded with the person rollups (storage/team_fold.py)."""
+
+    __tablename__ = "usage_team_monthly"
+    month: Mapped[str] = mapped_column(String(7), primary_key=True)
+    team: Mapped[str] = mapped_column(String(200), primary_key=True)
+    user_key: Mapped[str] = mapped_column(String(320), primary_key=True)
+    model: Mapped[str] = mapped_column(String(200), primary_key=True)
+    project: Mapped[str] = mapped_column(String(200), primary_key=True)
+
+
+class UsageTeamDaily(_Measures, Base):
+    """Per local day and team ("" none): team lines of digests, team digests (0004_teams)."""
+
+    __tablename__ = "usage_team_daily"
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    team: Mapped[str] = mapped_column(String(200), primary_key=True)
+
+
+class TeamFoldQueue(Base):
+    """PostgreSQL: team rollup deltas committed with their events (like `usage_fold_queue`)."""
+
+    __tablename__ = "team_fold_queue"
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
+                                    autoincrement=True)
+    teams: Mapped[list] = _array(Text)
+    user_keys: Mapped[list] = _array(Text)
+    days: Mapped[list] = _array(Date)
+    models: Mapped[list] = _array(Text)
+    projects: Mapped[list] = _array(Text)
+    input_tokens: Mapped[list] = _array(Numeric)
+    cached_input_tokens: Mapped[list] = _array(Numeric)
+    output_tokens: Mapped[list] = _array(Numeric)
+    reasoning_tokens: Mapped[list] = _array(Numeric)
+    cost_usd: Mapped[list] = _array(Numeric)
+    events: Mapped[list] = _array(BigInteger)
+    unpriced_events: Mapped[list] = _array(BigInteger)
+
+
+class TeamMembership(Base):
+    """Who was in a team, from `since` until `until` (NULL: still), listed in config or synced."""
+
+    __tablename__ = "team_memberships"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    team: Mapped[str] = mapped_column(String(200), nullable=False)
+    user_id: Mapped[str] = mapped_column(String(32), nullable=False)
+    source: Mapped[str] = mapped_column(String(10), nullable=False)  # "config" | "usergroup"
+    since: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        Index("uq_team_memberships_current", "team", "user_id", "source", unique=True,
+              postgresql_where=text("until IS NULL"), sqlite_where=text("until IS NULL")),
+    )
+
+
+class TeamSyncState(Base):
+    """The last `usergroups.users.list` of a team's user group, and the error if it failed."""
+
+    __tablename__ = "team_sync_state"
+    team: Mapped[str] = mapped_column(String(200), primary_key=True)
+    usergroup: Mapped[str] = mapped_column(String(32), nullable=False)
+    synced_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    members: Mapped[int] = mapped_column(Integer, nullable=False, default=0, server_default="0")
+    error: Mapped[str | None] = mapped_column(Text)
+    error_reported: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False, server_default=false())

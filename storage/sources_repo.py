@@ -117,6 +117,7 @@ class Bucket:
     counted: bool
     figures: dict[str, Any] = field(default_factory=dict)
     team: str | None = None
+    charge_team: str = ""  # the team (SPEC 13) its spend is charged to: project/workspace alias, else the person's
 
 
 @dataclass
@@ -210,7 +211,7 @@ def _event(b: Bucket, event_id: str, input_tokens: int, cached: int, output: int
             "provider": b.source, "team": b.team, "project": b.project, "input_tokens": input_tokens,
             "cached_input_tokens": cached, "output_tokens": output, "reasoning_tokens": 0, "cost_usd": cost,
             "price_source": b.price_source, "unpriced": b.unpriced,
-            "metadata": {"bucket": b.bucket_id}}  # its figures are in provider_buckets
+            "metadata": {"bucket": b.bucket_id}, "charge_team": b.charge_team}  # its figures are in provider_buckets
 
 
 # =========================================================================== the bill side, users, Claude Code

@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 EVENT_COLUMNS = (
     "event_id", "occurred_at", "day", "received_at", "source", "subject", "user_key", "model", "provider", "team",
     "project", "input_tokens", "cached_input_tokens", "output_tokens", "reasoning_tokens", "cost_usd",
-    "price_source", "unpriced", "metadata", "cache_hit",
+    "price_source", "unpriced", "metadata", "cache_hit", "charge_team",
 )
 DAY, USER_KEY = 2, 6  # positions in an event tuple
 MAX_EVENT_TOKENS = 10**12  # per count per event: 10^5 times the largest context window
@@ -56,14 +56,15 @@ _PG_INGEST = (
     f"ins AS (INSERT INTO usage_events ({', '.join(EVENT_COLUMNS)}) "
     f"SELECT {', '.join('b.' + c for c in EVENT_COLUMNS)} FROM ingest_batch b JOIN fresh USING (event_id) "
     "RETURNING event_id, user_key, day, model, input_tokens, cached_input_tokens, output_tokens, "
-    "reasoning_tokens, cost_usd, unpriced), "
+    "reasoning_tokens, cost_usd, unpriced, charge_team, project), "
     "m AS (SELECT user_key, day, model, SUM(input_tokens) AS i, SUM(cached_input_tokens) AS c, "
     "SUM(output_tokens) AS o, SUM(reasoning_tokens) AS r, SUM(cost_usd) AS usd, COUNT(*) AS n, "
     "COUNT(*) FILTER (WHERE unpriced) AS u FROM ins GROUP BY user_key, day, model), "
     "q AS (INSERT INTO usage_fold_queue (user_keys, days, models, input_tokens, cached_input_tokens, "
     "output_tokens, reasoning_tokens, cost_usd, events, unpriced_events) SELECT array_agg(user_key), "
     "array_agg(day), array_agg(model), array_agg(i), array_agg(c), array_agg(o), array_agg(r), array_agg(usd), "
-    "array_agg(n), array_agg(u) FROM m HAVING COUNT(*) > 0) "
+    "array_agg(n), array_agg(u) FROM m HAVING COUNT(*) > 0), "
+    f"{fold.PG_INGEST_STEP}"
     "SELECT event_id FROM ins"
 )
 
@@ -85,23 +86,23 @@ class RowEncoder:
     def row(self, event_id: str, occurred_at: datetime, day: date, received_at, source: str, subject: str,
             user_key: str, model: str, provider, team, project, input_tokens: int, cached_input_tokens: int,
             output_tokens: int, reasoning_tokens: int, cost_usd: Decimal, price_source: str, unpriced: bool,
-            metadata, cache_hit: bool = False) -> tuple:
+            metadata, cache_hit: bool = False, charge_team: str = "") -> tuple:
         """`received_at` comes from `time()` (one ingest shares one, formatted once)."""
         meta = None if metadata is None else orjson.dumps(metadata).decode()
         if self.sqlite:
             return (event_id, _sqlite_time(occurred_at), day.isoformat(), received_at, source, subject, user_key,
                     model, provider, team, project, input_tokens, cached_input_tokens, output_tokens,
                     reasoning_tokens, wide_encode(picodollars(cost_usd)), price_source, 1 if unpriced else 0, meta,
-                    1 if cache_hit else 0)
+                    1 if cache_hit else 0, charge_team)
         return (event_id, occurred_at, day, received_at, source, subject, user_key, model, provider, team, project,
                 input_tokens, cached_input_tokens, output_tokens, reasoning_tokens, quantize_money(cost_usd),
-                price_source, bool(unpriced), meta, bool(cache_hit))
+                price_source, bool(unpriced), meta, bool(cache_hit), charge_team)
 
     def from_dict(self, row: dict) -> tuple:
         """`cache_hit` may be left out (provider buckets and corrections are never cache hits)."""
         check_ledger_row(row)
         return self.row(*(self.time(row[c]) if c == "received_at" else row.get(c, False) if c == "cache_hit"
-                          else row[c] for c in EVENT_COLUMNS))
+                          else row.get(c) or "" if c == "charge_team" else row[c] for c in EVENT_COLUMNS))
 
 
 def check_ledger_row(row: dict) -> None:
@@ -478,6 +479,12 @@ async def insert_events(conn: AsyncConnection | AsyncSession, rows: Sequence[dic
             r["input_tokens"], r["cached_input_tokens"], r["output_tokens"], r["reasoning_tokens"], r["cost_usd"],
             1, 1 if r["unpriced"] else 0))
     await fold.queue_deltas_pg(driver, deltas)
+    team_deltas: fold.TeamDeltas = {}
+    for r in inserted:
+        fold.add_team_delta(team_deltas, fold.event_key(r["day"], r), fold.Delta(
+            r["input_tokens"], r["cached_input_tokens"], r["output_tokens"], r["reasoning_tokens"], r["cost_usd"],
+            1, 1 if r["unpriced"] else 0))
+    await fold.queue_team_deltas_pg(driver, team_deltas)
     return inserted
 
 
@@ -539,6 +546,8 @@ async def rebuild_rollups(session: AsyncSession, user_keys: Iterable[str] | None
     await driver.execute(f"INSERT INTO usage_monthly (user_key, month, {cols}) SELECT user_key, "
                          f"to_char(day, 'YYYY-MM'), {measures} FROM usage_events {where} "
                          "GROUP BY user_key, to_char(day, 'YYYY-MM')", *args)
+    if keys is None:
+        await fold.team_rebuild_pg(driver)
 
 
 def _rebuild_sqlite(ex: SqliteExec, keys: list[str] | None) -> None:
@@ -557,14 +566,18 @@ def _rebuild_sqlite(ex: SqliteExec, keys: list[str] | None) -> None:
            f"{where} GROUP BY user_key, day", args)
     ex.run(f"INSERT INTO usage_monthly (user_key, month, {cols}) SELECT user_key, substr(day, 1, 7), {sums} "
            f"FROM usage_events {where} GROUP BY user_key, substr(day, 1, 7)", args)
+    if keys is None:
+        fold.team_rebuild_sqlite(ex)
 
 
-async def reattribute(session: AsyncSession, subject: str, user_key: str) -> set[str]:
+async def reattribute(session: AsyncSession, subject: str, user_key: str, team: str | None = None) -> set[str]:
     """Point every event sent under `subject` at `user_key` (in the caller's write transaction);
-    move their sums between the people's rollups by deltas. Returns the keys touched."""
+    move their sums between the people's rollups by deltas. Returns the keys touched. `team`: the
+    person's team, for the moved events that were charged to no team (an unlinked id's)."""
+    team = team or ""
     if session.bind.dialect.name == "sqlite":
         return await session.run_sync(
-            lambda s: _reattribute_sqlite(SqliteExec(s.connection(), driver=False), subject, user_key))
+            lambda s: _reattribute_sqlite(SqliteExec(s.connection(), driver=False), subject, user_key, team))
     driver = await _driver(session)
     await driver.execute(fold.NO_STATEMENT_TIMEOUT)  # all of a subject's history moves, however long
     # ingest waits while the events move: a batch committing meanwhile is either moved here or,
@@ -578,13 +591,20 @@ async def reattribute(session: AsyncSession, subject: str, user_key: str) -> set
     deltas = fold.deltas_from_pg_rows(rows, -1)
     for key, delta in fold.deltas_from_pg_rows(rows, 1, user_key=user_key).items():
         fold.add_delta(deltas, key, delta)
-    await driver.execute("UPDATE usage_events SET user_key = $1 WHERE subject = $2 AND user_key <> $1",
-                         user_key, subject)
+    team_rows = await driver.fetch(
+        f"SELECT {fold.PG_TEAM_SUMS} FROM usage_events WHERE subject = $1 AND user_key <> $2 {fold.PG_TEAM_GROUP}",
+        subject, user_key)
+    team_deltas = fold.team_deltas_from_pg_rows(team_rows, -1)
+    for key, delta in fold.team_deltas_from_pg_rows(team_rows, 1, user_key=user_key, no_team=team).items():
+        fold.add_team_delta(team_deltas, key, delta)
+    await driver.execute("UPDATE usage_events SET user_key = $1, charge_team = CASE WHEN charge_team = '' THEN $3 "
+                         "ELSE charge_team END WHERE subject = $2 AND user_key <> $1", user_key, subject, team)
+    await fold.queue_team_deltas_pg(driver, team_deltas)  # folded with the person deltas, next line
     await fold.apply_deltas_pg(driver, deltas)
     return {r[0] for r in rows} | {user_key}
 
 
-def _reattribute_sqlite(ex: SqliteExec, subject: str, user_key: str) -> set[str]:
+def _reattribute_sqlite(ex: SqliteExec, subject: str, user_key: str, team: str = "") -> set[str]:
     fold.fold_all_sqlite(ex)  # every moved event is in the rollups before its sums move
     rows = ex.rows(f"SELECT {fold.SQLITE_GROUP_SUMS} FROM usage_events WHERE subject = ? AND user_key <> ? "
                    "GROUP BY user_key, day, model", (subject, user_key))
@@ -593,15 +613,23 @@ def _reattribute_sqlite(ex: SqliteExec, subject: str, user_key: str) -> set[str]
     deltas = fold.deltas_from_sqlite_rows(rows, -1)
     for key, delta in fold.deltas_from_sqlite_rows(rows, 1, user_key=user_key).items():
         fold.add_delta(deltas, key, delta)
-    ex.run("UPDATE usage_events SET user_key = ? WHERE subject = ? AND user_key <> ?", (user_key, subject, user_key))
+    team_rows = ex.rows(f"SELECT {fold.SQLITE_TEAM_SUMS} FROM usage_events WHERE subject = ? AND user_key <> ? "
+                        f"{fold.SQLITE_TEAM_GROUP}", (subject, user_key))
+    team_deltas = fold.team_deltas_from_sqlite_rows(team_rows, -1)
+    for key, delta in fold.team_deltas_from_sqlite_rows(team_rows, 1, user_key=user_key, no_team=team).items():
+        fold.add_team_delta(team_deltas, key, delta)
+    ex.run("UPDATE usage_events SET user_key = ?, charge_team = CASE WHEN charge_team = '' THEN ? ELSE charge_team "
+           "END WHERE subject = ? AND user_key <> ?", (user_key, team, subject, user_key))
     fold.apply_deltas_sqlite(ex, deltas)
+    fold.apply_team_deltas_sqlite(ex, team_deltas)
     return {r[0] for r in rows} | {user_key}
 
 
 # =========================================================================== reprice and local days
 
 REPRICE_COLUMNS = ("user_key", "day", "model", "provider", "occurred_at", "input_tokens", "cached_input_tokens",
-                   "output_tokens", "reasoning_tokens", "cost_usd", "price_source", "unpriced")
+                   "output_tokens", "reasoning_tokens", "cost_usd", "price_source", "unpriced", "project",
+                   "charge_team")
 Repricer = Callable[[dict[str, Any]], "tuple[Decimal, str, bool] | None"]
 
 
@@ -634,12 +662,14 @@ async def reprice_pass(db: Database, repricer: Repricer, *, include_priced: bool
                 if not rows:
                     break
                 last_tid = rows[-1][0]
-                updates, deltas = _reprice_rows(
+                updates, deltas, team_deltas = _reprice_rows(
                     [(r[0], dict(zip(REPRICE_COLUMNS, r[1:], strict=True))) for r in rows], repricer)
                 if updates:
                     await driver.executemany(
                         f"UPDATE ONLY {partition} SET cost_usd = $2, price_source = $3, unpriced = $4 "
                         "WHERE ctid = $1::tid", updates)
+                    await driver.execute("SELECT pg_advisory_xact_lock($1)", fold.FOLD_LOCK)
+                    await fold.queue_team_deltas_pg(driver, team_deltas)
                     await fold.apply_deltas_pg(driver, deltas)
                 examined += len(rows)
                 changed += len(updates)
@@ -647,7 +677,7 @@ async def reprice_pass(db: Database, repricer: Repricer, *, include_priced: bool
 
 
 def _reprice_rows(rows: list[tuple[Any, dict]], repricer: Repricer):
-    updates, deltas = [], {}
+    updates, deltas, team_deltas = [], {}, {}
     for locator, event in rows:
         new = repricer(event)
         if new is None or (new[0], new[1], bool(new[2])) == (event["cost_usd"], event["price_source"],
@@ -655,9 +685,11 @@ def _reprice_rows(rows: list[tuple[Any, dict]], repricer: Repricer):
             continue
         cost, source, unpriced = new
         updates.append((locator, cost, source, bool(unpriced)))
-        fold.add_delta(deltas, (event["user_key"], event["day"], event["model"]), fold.Delta(
-            cost_usd=cost - event["cost_usd"], unpriced_events=int(bool(unpriced)) - int(bool(event["unpriced"]))))
-    return updates, deltas
+        change = fold.Delta(cost_usd=cost - event["cost_usd"],
+                            unpriced_events=int(bool(unpriced)) - int(bool(event["unpriced"])))
+        fold.add_delta(deltas, (event["user_key"], event["day"], event["model"]), change)
+        fold.add_team_delta(team_deltas, fold.event_key(event["day"], event), change)
+    return updates, deltas, team_deltas
 
 
 def _reprice_sqlite(ex: SqliteExec, where: str, after: int, batch: int, repricer: Repricer):
@@ -671,10 +703,11 @@ def _reprice_sqlite(ex: SqliteExec, where: str, after: int, batch: int, repricer
         event["occurred_at"] = datetime.fromisoformat(event["occurred_at"]).replace(tzinfo=UTC)
         event["cost_usd"] = money_from_db(event["cost_usd"], "sqlite")
         events.append((r[0], event))
-    updates, deltas = _reprice_rows(events, repricer)
+    updates, deltas, team_deltas = _reprice_rows(events, repricer)
     ex.many("UPDATE usage_events SET cost_usd = ?, price_source = ?, unpriced = ? WHERE seq = ?",
             [(wide_encode(picodollars(cost)), source, int(unp), seq) for seq, cost, source, unp in updates])
     fold.apply_deltas_sqlite(ex, deltas)
+    fold.apply_team_deltas_sqlite(ex, team_deltas)
     return len(rows), len(updates), rows[-1][0] if rows else after
 
 

@@ -183,9 +183,9 @@ async def test_the_composition_root_lists_words_sections_jobs_and_hooks(settings
     services = build_services(settings, with_slack=False)
     try:
         assert set(services.tokens_words) == {"request", "admin audit", "admin reconcile", "admin status",
-                                              "admin breaker"}
+                                              "admin breaker", "team", "admin team", "request team"}
         assert services.home_sections == home_sections()
-        assert len(services.ingestor.after_ingest) == 1  # budget alerts
+        assert len(services.ingestor.after_ingest) == 2  # budget alerts, team budget alerts
         assert {"approvals-sweep", "digests:sweep", "digests:startup-sweep"} <= {s.id for s in
                                                                                 scheduled_jobs(services)}
         answer = await run_command(services, "U0ADA", "request")

@@ -120,7 +120,7 @@ async def test_pause_blocks_everywhere_and_resume_restores(make_bot, fake_slack,
     await press(bot, fake_slack, BOB, "pause")
     await bot.services.background.drain()
     body = await limits(bot)
-    assert body["allowed"] is False and body["reason"] == "paused by the runaway breaker"
+    assert body["allowed"] is False and body["reason"] == "paused"
     assert await chat(proxy) == 401  # the proxy refuses at once: her key is blocked
     for user in (ALICE, BOB):  # every copy updated in place
         [dm] = trip_dms(fake_slack, user)

@@ -295,6 +295,8 @@ SURFACES = (
     "requester-denied", "requester-expired", "modal-request", "modal-approve-amount", "modal-deny", "home-approver",
     "home-first-run", "home-admin", "audit", "admin-set-budget", "admin-link", "admin-digest-failed",
     "digest-daily-thread", "digest-weekly-thread",
+    "team-card", "team-admin", "team-digest", "modal-team-raise", "teams-section", "team-request-pending",
+    "team-request-approved",
 )
 
 
@@ -321,11 +323,12 @@ def test_demo_needs_no_slack_and_no_network(tmp_path):
     result = tokenbot("demo", "--database", str(database), "--shots", str(shots), cwd=tmp_path, timeout=90,
                       prefix=_no_network_prefix())
     assert result.returncode == 0, result.stderr
-    for heading in ("Top 10 by cost", "Unlinked spend", "Models without a price"):
+    for heading in ("Top 10 by cost", "Unlinked spend", "Models without a price", "Teams\n",
+                    "/tokens team (as the lead", "approves with the same buttons as a personal request (approved)"):
         assert heading in result.stdout
     # SPEC 11, 12: the approval raises the demo proxy's budget; a runaway loop trips, Pause is refused, Resume answers
     for step in ("tokenbot pushes it to the proxy: POST /user/update", "the breaker trips", "presses Pause",
-                 "The agent's next call: HTTP 401", "reason \"paused by the runaway breaker\"",
+                 "The agent's next call: HTTP 401", "reason \"paused\"",
                  "The agent's next call: HTTP 200"):
         assert step in result.stdout
     assert {"breaker-trip-alert.json", "breaker-trip-paused.json", "admin-breaker.json",

@@ -15,7 +15,7 @@ from tests.conftest import API_TOKEN, event
 NOW = datetime(2026, 11, 20, 15, 0, tzinfo=UTC)
 AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
 KEYS = {"user", "slack_user_id", "period", "limit_usd", "spent_usd", "remaining_usd", "allowed", "reason",
-        "pending_request"}
+        "pending_request", "team"}
 
 
 def clock(at: datetime = NOW) -> SettableClock:
@@ -93,6 +93,7 @@ async def test_answer_shape_with_string_decimals(api):
         "allowed": True,
         "reason": None,
         "pending_request": None,
+        "team": None,
     }
 
 

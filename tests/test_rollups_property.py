@@ -28,6 +28,7 @@ from bot.clock import SettableClock
 from bot.config import ModelPrice, Settings
 from bot.maintenance import ensure_rollup_timezone, reprice
 from bot.services import Services
+from bot.teams.config import TeamConfig
 from bot.wiring import build_services
 from storage.db import Database
 from storage.models import UsageEvent
@@ -90,7 +91,32 @@ async def assert_rollups_match_raw(db: Database) -> dict[str, dict[tuple, tuple]
     rollups, raw = await rollup_tables(db), await raw_aggregates(db)
     for table in ROLLUP_KEYS:
         assert rollups[table] == raw[table], f"{table} differs from the raw events"
+    await assert_team_rollup_matches_raw(db)
     return rollups
+
+
+TEAM_KEYS = ("month", "team", "user_key", "model", "project")
+
+
+async def assert_team_rollup_matches_raw(db: Database) -> dict[tuple, tuple]:
+    """The chargeback rollup (month, team, person, model, project) equals the GROUP BY of the events,
+    each event counted under the team it was charged to when stored."""
+    month = "substr(day, 1, 7)" if db.dialect == "sqlite" else "to_char(day, 'YYYY-MM')"
+    group = f"{month}, charge_team, user_key, model, COALESCE(project, '')"
+    sums = _RAW_SUMS.format(s="wide_sum" if db.dialect == "sqlite" else "SUM")
+    async with db.session() as session:
+        rolled = (await session.execute(text(
+            f"SELECT {', '.join(TEAM_KEYS + MEASURES)} FROM usage_team_monthly"))).all()
+        raw = (await session.execute(text(f"SELECT {group}, {sums} FROM usage_events GROUP BY {group}"))).all()
+        daily = (await session.execute(text(f"SELECT day, team, {', '.join(MEASURES)} FROM usage_team_daily"))).all()
+        raw_daily = (await session.execute(text(
+            f"SELECT day, charge_team, {sums} FROM usage_events GROUP BY day, charge_team"))).all()
+    got = dict(_norm(tuple(r), 5, db.dialect) for r in rolled)
+    want = dict(_norm(tuple(r), 5, db.dialect) for r in raw)
+    assert got == want, "usage_team_monthly differs from the raw events"
+    assert dict(_norm(tuple(r), 2, db.dialect) for r in daily) == dict(
+        _norm(tuple(r), 2, db.dialect) for r in raw_daily), "usage_team_daily differs from the raw events"
+    return got
 
 
 def cost_total(tables: dict[str, dict[tuple, tuple]], table: str = "usage_monthly", **where: Any) -> Decimal:
@@ -115,7 +141,7 @@ MODELS = ("gpt-4o", "gpt-4o-mini", "gemini-2.5-pro", "o3-mini", UNKNOWN_MODEL)
 DATES = (date(2026, 3, 8), date(2026, 11, 1), date(2026, 1, 1), date(2026, 4, 1), date(2026, 6, 30))
 OFFSETS = (UTC, timezone(timedelta(hours=-8)), timezone(timedelta(hours=5, minutes=30)), NY)
 USAGE_TABLES = ("usage_events", "usage_event_ids", "usage_fold_queue", "usage_daily_model", "usage_daily",
-                "usage_monthly", "identities", "settings")
+                "usage_monthly", "identities", "settings", "usage_team_monthly", "team_fold_queue", "usage_team_daily")
 PROPERTY = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
@@ -153,6 +179,11 @@ def raw_events(draw, id_pool: int = 30) -> dict:
         "output_tokens": output_tokens,
         "reasoning_tokens": draw(st.integers(0, output_tokens)),
     }
+    team = draw(st.sampled_from((None, None, "proj_a", "litellm-team-b", "unknown-team")))
+    if team is not None:  # an event's team field: mapped through [teams] when it names one
+        ev["team"] = team
+    if draw(st.booleans()):
+        ev["project"] = draw(st.sampled_from(("search", "evals")))
     if draw(st.booleans()):
         cost = draw(st.one_of(
             st.decimals(min_value=0, max_value=500, places=12),
@@ -246,6 +277,9 @@ async def check_against_model(db: Database, batches: list[list[dict]], zone: Zon
         assert got.model == want["model"]
         assert (got.input_tokens, got.cached_input_tokens, got.output_tokens, got.reasoning_tokens) == want["tokens"]
         assert got.unpriced == want["unpriced"]
+        # the team it is charged to: its team field when that names a team, else the person's first team
+        assert got.charge_team == ({"proj_a": "alpha", "litellm-team-b": "beta"}.get(got.team)
+                                   or {"U0ALICE": "alpha", "U0BOB": "beta"}.get(got.user_key, ""))
         if want["cost"] is not None:
             assert (got.cost_usd, got.price_source) == (want["cost"], "source")
         elif want["unpriced"]:
@@ -260,8 +294,16 @@ async def check_against_model(db: Database, batches: list[list[dict]], zone: Zon
     assert await rollup_tables(db) == tables, "rebuild_rollups gives different tables"
 
 
+# teams: a person in two teams (alice), aliases naming a team, people in none: every event lands in one
+TEAMS = {
+    "alpha": TeamConfig("alpha", members=("U0ALICE",), aliases=("proj_a",)),
+    "beta": TeamConfig("beta", members=("U0BOB", "U0ALICE"), aliases=("litellm-team-b",)),
+}
+
+
 def direct_settings(database_url: str, **changes) -> Settings:
-    values: dict[str, Any] = {"database_url": database_url, "timezone": NY, "identities": dict(IDENTITIES)}
+    values: dict[str, Any] = {"database_url": database_url, "timezone": NY, "identities": dict(IDENTITIES),
+                              "teams": TEAMS}
     return Settings(**(values | changes))
 
 
@@ -311,7 +353,7 @@ async def test_concurrent_overlapping_batches_count_each_event_once(services, ba
 @given(batches=plans(max_batches=4, max_size=12), forms=st.lists(st.sampled_from(("array", "events", "ndjson")),
                                                                  min_size=4, max_size=4))
 async def test_rollups_equal_raw_through_the_webhook(make_bot, batches, forms):
-    bot = await make_bot(clock=SettableClock(NY, FIXED_NOW), identities=dict(IDENTITIES))
+    bot = await make_bot(clock=SettableClock(NY, FIXED_NOW), identities=dict(IDENTITIES), teams=TEAMS)
     await clear(bot.services.db)
     for batch, form in zip(batches, forms, strict=False):
         if form == "array":

@@ -14,7 +14,7 @@ from bot.people import resolve_names
 from bot.services import Services
 from bot.views import approvals as views
 from bot.views.audit import AuditLine
-from storage import approvals_repo, audit_repo, queries
+from storage import approvals_repo, audit_repo, queries, teams_repo
 from storage.models import BudgetRequest
 
 ZERO = Decimal(0)
@@ -30,7 +30,10 @@ async def build_view(services: Services, session: AsyncSession, request: BudgetR
     today = clock.today()
     if status is None:
         status = await budget_status(session, services.settings, clock, request.requester, day=today)
-    days = dict(await queries.person_days(session, request.requester, today - timedelta(days=13), today))
+    if request.requester.startswith("team:"):  # a team's raise: the team's days (SPEC 13)
+        days = dict(await teams_repo.team_days(session, request.requester[5:], today - timedelta(days=13), today))
+    else:
+        days = dict(await queries.person_days(session, request.requester, today - timedelta(days=13), today))
     last7 = sum((t.cost_usd for d, t in days.items() if d > today - timedelta(days=7)), ZERO)
     prev7 = sum((t.cost_usd for d, t in days.items() if d <= today - timedelta(days=7)), ZERO)
     if request.status == "pending":

@@ -36,6 +36,11 @@ async def post(services: Services, channel: str, text: str, blocks: list[dict], 
     """chat.postMessage; the (channel, ts) to keep, or None when Slack refused."""
     if services.slack is None:
         return None
+    if channel.startswith("team:"):  # a team's request: its lead hears about it (bot/teams/requests.py)
+        team = services.settings.teams.get(channel[5:])
+        if team is None or not team.lead:
+            return None
+        channel = team.lead
     try:
         response = await services.slack.chat_postMessage(channel=channel, text=text, blocks=blocks, **extra)
     except SlackApiError as exc:

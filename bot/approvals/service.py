@@ -239,7 +239,8 @@ def already_decided(services: Services, request: BudgetRequest) -> DecisionResul
 async def authorise(services: Services, request: BudgetRequest, actor: str) -> DecisionResult | None:
     """None when `actor` may decide `request` (an approver of it or an admin, never the requester)."""
     approvers = " or ".join(f"<@{a}>" for a in request.approvers) or "an admin"
-    if actor == request.requester:
+    team = services.settings.teams.get(request.requester[5:]) if request.requester.startswith("team:") else None
+    if actor == request.requester or (team is not None and actor == team.lead):
         return DecisionResult("own_request", request.id, message=(
             f"You can't decide your own request: it is waiting for {approvers}. Nothing was changed."))
     if actor in (request.approvers or []) or await is_admin(services, actor):

@@ -17,6 +17,7 @@ from bot.identities import is_slack_user_id
 from bot.people import resolve_names
 from bot.providers.output import output_by_person, per_dollar
 from bot.services import Services
+from bot.teams.section import teams_section
 from bot.views.digest import (
     MOVERS_SHOWN,
     AnomalyRow,
@@ -162,6 +163,7 @@ async def build_digest(services: Services, sub: Subscription, first: date, last:
         unpriced=tuple(UnpricedRow(m, events, count) for m, events, count in unpriced),
         movers=tuple(replace(m, name=names.get(m.user_key)) for m in movers),
         breaker_trips=await trip_lines(services, first, last, privacy),
+        teams=await teams_section(services, first, last),
     )
 
 

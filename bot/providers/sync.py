@@ -172,6 +172,9 @@ class SourceSync:
             ids = {id(r): bk.candidates(r, emails) for r in kept}
             resolved = await services.identities.resolve_many({i for v in ids.values() for i in v})
             rows = []
+            teams = services.teams
+            if teams is not None:
+                await teams.refresh()
             for record in kept:
                 subject = bk.choose_subject(source.name, ids[id(record)], resolved)
                 if subject not in resolved:
@@ -179,6 +182,8 @@ class SourceSync:
                 rows.append(bk.to_bucket(source.name, record, local_day=services.clock.local_day, subject=subject,
                                          user_key=resolved[subject], counted=source.counts,
                                          price=bk.price_record(services.pricer, source.name, record)))
+                if teams is not None:
+                    rows[-1].charge_team = teams.charge_bucket(rows[-1].project, rows[-1].user_key)
             async with services.db.write_connection() as conn:
                 if not await repo.take_lease(conn, source.name, self.owner, services.clock.now(), LEASE_SECONDS):
                     raise SourceUnavailable("lost the source's lease (another process took over)")
@@ -207,6 +212,9 @@ class SourceSync:
                 report.late_months.add(month)
             key = (r["user_key"], month)
             result.touched[key] = result.touched.get(key, 0) + r["cost_usd"]
+            if r.get("charge_team"):
+                team_key = (r["charge_team"], month)
+                result.team_touched[team_key] = result.team_touched.get(team_key, 0) + r["cost_usd"]
         for hook in services.ingestor.after_ingest:
             try:
                 await hook(result)

@@ -69,6 +69,8 @@ def scope_label(scope: str) -> str:
 
 
 def _name(names: Mapping[str, str], user: str) -> str:
+    if user.startswith("team:") and user not in names:  # a team's raise request (bot/teams/requests.py)
+        return f"Team {user[5:]}"
     return names.get(user, user)
 
 

@@ -36,6 +36,8 @@ def clip(text: str, limit: int) -> str:
 
 
 def mention(user_id: str) -> str:
+    if user_id.startswith("team:"):  # a team's raise request (bot/teams/requests.py)
+        return f"team *{escape(user_id[5:])}*"
     return f"<@{user_id}>"
 
 

@@ -46,6 +46,7 @@ from bot.views.format import (
     tokens,
     weekday,
 )
+from bot.views.team_digest import TeamLine, teams_section_lines, teams_section_text
 
 ZERO = Decimal(0)
 LIST_LIMIT = 15  # rows shown in the budget, anomaly and unlinked lists before "and N more"
@@ -154,6 +155,7 @@ class DigestView:
     notes: tuple[str, ...] = field(default_factory=tuple)
     movers: tuple[MoverRow, ...] = ()  # weekly digests, privacy "names": the biggest changes, largest first
     breaker_trips: tuple[str, ...] = ()  # the runaway breaker's trips in the period (bot/breaker/digest.py)
+    teams: tuple[TeamLine, ...] = ()  # [teams]: each team's spend, change, share of budget (bot/teams/section.py)
 
     @property
     def quiet(self) -> bool:
@@ -350,6 +352,8 @@ def details_blocks(view: DigestView) -> list[Block]:
         blocks += long_text_sections(lines)
     for title, lines in _people_sections(view, slack=True):
         blocks += long_text_sections([f"*{title}*", *lines])
+    if view.teams:
+        blocks += long_text_sections(teams_section_lines(view.teams))
     if not blocks:
         blocks.append(section("Nothing more to say about this one."))
     return fit(blocks)
@@ -389,6 +393,9 @@ def digest_text(view: DigestView) -> str:
         lines += ["", title] + [f"  {line}" for line in body]
     if view.breaker_trips:
         lines += ["", "Runaway breaker"] + [f"  {t}" for t in view.breaker_trips]
+    if view.teams:
+        section_lines = teams_section_text(view.teams)
+        lines += ["", section_lines[0]] + [f"  {line}" for line in section_lines[1:]]
     if check := data_to_check_lines(view):
         lines += ["", "Data to check (admins; not posted to the channel)"] + [f"  {line}" for line in check]
     lines += [f"({note})" for note in view.notes]

@@ -17,6 +17,8 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("/tokens top [today|week|month]", "the leaderboard by cost (default: this month)"),
     ("/tokens budget [@person]", "your budget, or a requester's if you approve for them"),
     ("/tokens request <amount> [reason]", "ask for more budget for this month, e.g. `/tokens request 50 eval run`"),
+    ("/tokens team [name]", "your team's spend against its budget, members and models (or another team's)"),
+    ("/tokens request team [name] <amount> [reason]", "a team lead asks for more team budget for this month"),
     ("/tokens help", "this help"),
 )
 ADMIN_COMMANDS: tuple[tuple[str, str], ...] = (
@@ -28,6 +30,7 @@ ADMIN_COMMANDS: tuple[tuple[str, str], ...] = (
     ("/tokens admin reconcile [YYYY-MM]", "the ledger against the OpenAI and Anthropic bills, day by day"),
     ("/tokens admin status", "enforcers, what waits to be pushed, the breaker"),
     ("/tokens admin breaker", "who the runaway breaker paused, and recent trips"),
+    ("/tokens admin team [sync]", "the teams, their leads, budgets and user group sync; `sync` reads the groups now"),
 )
 
 

@@ -8,10 +8,10 @@ from __future__ import annotations
 from slack_bolt.async_app import AsyncApp
 
 from bot.services import Services
-from handlers.slack import actions, breaker, commands, events, modals
+from handlers.slack import actions, breaker, commands, events, modals, teams
 
 
 def register(app: AsyncApp, services: Services) -> None:
     """Attach every Slack listener to the Bolt app."""
-    for listeners in (commands, events, actions, modals, breaker):
+    for listeners in (commands, events, actions, modals, breaker, teams):
         listeners.register(app, services)

@@ -100,6 +100,9 @@ class FakeSlack:
         self.not_in_channels: set[str] = set()
         self.archived_channels: set[str] = set()
         self.expired_triggers: set[str] = set()
+        # user group id -> member ids (usergroups.users.list); an id not here is `no_such_subteam`
+        self.usergroups: dict[str, list[str]] = {}
+        self.scopes_missing: set[str] = set()  # e.g. {"usergroups:read"}: those methods answer missing_scope
         self._runner: web.AppRunner | None = None
         self._port: int | None = None
         self._ts_counter = itertools.count(1)
@@ -121,6 +124,7 @@ class FakeSlack:
             "users.lookupByEmail": self._users_lookup_by_email,
             "users.profile.get": self._users_profile_get,
             "team.profile.get": self._team_profile_get,
+            "usergroups.users.list": self._usergroups_users_list,
             "files.getUploadURLExternal": self._files_get_upload_url,
             "files.completeUploadExternal": self._files_complete_upload,
         }
@@ -569,6 +573,18 @@ class FakeSlack:
             for key, value in profile["fields"].items():
                 value["label"] = labels.get(key, "")
         return {"profile": profile}
+
+    def _usergroups_users_list(self, args: dict[str, Any]) -> dict[str, Any]:
+        """As Slack: `usergroup` is required (`invalid_arguments` without it), an unknown or deleted
+        group is `no_such_subteam`, and without the `usergroups:read` scope the answer is `missing_scope`."""
+        if "usergroups:read" in self.scopes_missing:
+            raise SlackError("missing_scope", needed="usergroups:read", provided="chat:write,commands")
+        group = args.get("usergroup")
+        if not isinstance(group, str) or not group:
+            raise SlackError("invalid_arguments")
+        if group not in self.usergroups:
+            raise SlackError("no_such_subteam")
+        return {"users": list(self.usergroups[group])}
 
     def _team_profile_get(self, args: dict[str, Any]) -> dict[str, Any]:
         fields = [{"ordering": i, "hint": "", "possible_values": None, "options": None, "is_hidden": False,

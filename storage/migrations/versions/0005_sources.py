@@ -1,7 +1,7 @@
 """provider sources (SPEC 10): pull state, buckets, the bill side, users, Claude Code days (issue 13)
 
 Revision ID: 0005_sources
-Revises: 0003_senders
+Revises: 0004_teams
 Create Date: 2026-11-27 18:00:00
 
 New tables only: nothing existing is rewritten.
@@ -13,7 +13,7 @@ from alembic import op
 import storage.types
 
 revision = "0005_sources"
-down_revision = "0003_senders"
+down_revision = "0004_teams"
 branch_labels = None
 depends_on = None
 
