@@ -393,9 +393,7 @@ def digest_text(view: DigestView) -> str:
         lines += ["", title] + [f"  {line}" for line in body]
     if view.breaker_trips:
         lines += ["", "Runaway breaker"] + [f"  {t}" for t in view.breaker_trips]
-    if view.teams:
-        section_lines = teams_section_text(view.teams)
-        lines += ["", section_lines[0]] + [f"  {line}" for line in section_lines[1:]]
+    lines += teams_section_text(view.teams)
     if check := data_to_check_lines(view):
         lines += ["", "Data to check (admins; not posted to the channel)"] + [f"  {line}" for line in check]
     lines += [f"({note})" for note in view.notes]

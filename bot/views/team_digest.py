@@ -43,7 +43,11 @@ def teams_section_lines(lines: tuple[TeamLine, ...]) -> list[str]:
 
 
 def teams_section_text(lines: tuple[TeamLine, ...]) -> list[str]:
-    return [line.replace("*", "") for line in teams_section_lines(lines)]
+    """The digest's plain-text teams section: a blank line, the title, the rows indented (none: [])."""
+    if not lines:
+        return []
+    title, *rows = (line.replace("*", "") for line in teams_section_lines(lines))
+    return ["", title, *(f"  {row}" for row in rows)]
 
 
 @dataclass(frozen=True)
