@@ -57,11 +57,11 @@ def home_sections() -> list:
 
 def install_ingest_hooks(services: Services) -> None:
     services.ingestor.after_ingest.append(AlertChecker(services).after_ingest)
+    services.ingestor.after_ingest.append(TeamAlertChecker(services).after_ingest)
     if services.settings.breaker.on:  # the runaway breaker (SPEC 12): in-memory window sums per event
         detector = Detector(services)
         services.ingestor.recent_window = detector.window
         services.ingestor.after_ingest.append(detector.after_ingest)
-    services.ingestor.after_ingest.append(TeamAlertChecker(services).after_ingest)
 
 
 def scheduled_jobs(services: Services) -> list[JobSpec]:
