@@ -247,7 +247,7 @@ async def test_limits_api_names_the_team_and_refuses_when_the_team_is_over(tbot)
     assert status == 200
     assert body["team"] == {"name": "platform", "limit_usd": "100", "spent_usd": "60", "remaining_usd": "40",
                             "allowed": True}
-    assert body["allowed"] is True and "reason" not in body
+    assert body["allowed"] is True and body["reason"] is None
     await ingest(tbot, [usage(2, "U0BOB", "45")])  # bob is within his own $200, the team is over
     status, body = await tbot.get("/api/v1/limits/U0BOB", headers=headers)
     assert body["allowed"] is False and body["reason"] == "team_budget"
