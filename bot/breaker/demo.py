@@ -76,6 +76,7 @@ async def _walk(services: Services, proxy: FakeLiteLLM, person: str, litellm_use
     decided = await service.decide(services, created.request_id, approver, approve=True)
     if decided.outcome != "approved":
         return [f"   (the request was not approved: {created.outcome}, {decided.outcome})"]
+    await services.background.drain()
     await push.deliver_due(services)
     limits = await limits_for(services, person)
     user = proxy.users[litellm_user]
@@ -108,6 +109,7 @@ async def _walk(services: Services, proxy: FakeLiteLLM, person: str, litellm_use
         out += ["", f"3. DM to {' and '.join(to)}:", _indent(trip_text(view_of(services, trip), names))]
 
         await flows.press(services, trip.id, approver, "pause")
+        await services.background.drain()  # the press's own delivery (push.kick) holds the lease until done
         await push.deliver_due(services)
         status, message = await call()
         limits = await limits_for(services, person)
@@ -120,6 +122,7 @@ async def _walk(services: Services, proxy: FakeLiteLLM, person: str, litellm_use
                 f"\"{limits['reason']}\""]
 
         await flows.press(services, trip.id, approver, "resume")
+        await services.background.drain()  # the press's own delivery (push.kick) holds the lease until done
         await push.deliver_due(services)
         status, message = await call()
         async with services.db.session() as session:
