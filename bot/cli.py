@@ -9,10 +9,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 from pathlib import Path
 
 from bot.config import ConfigError, Settings, load_settings
+from bot.logs import configure_logging
 
 
 class CommandError(Exception):
@@ -53,12 +55,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
 
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.WARNING if args.command == "demo" else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    if not args.verbose:  # Alembic's INFO chatter would bury the one line a failure prints
-        logging.getLogger("alembic").setLevel(logging.WARNING)
+    try:
+        configure_logging(
+            level=logging.DEBUG if args.verbose else logging.WARNING if args.command == "demo" else logging.INFO,
+            log_format=os.environ.get("LOG_FORMAT"), verbose=args.verbose)
+    except ValueError as exc:
+        print(f"tokenbot: {exc}", file=sys.stderr)
+        return 2
     try:
         if args.command == "demo":
             from bot.demo import run_demo
