@@ -32,12 +32,18 @@ from handlers.http.webhooks import SERVICES
 
 log = logging.getLogger(__name__)
 
+
+def _not_token_unused(record: logging.LogRecord) -> bool:
+    return "will be unused" not in record.getMessage()
+
 BOLT = web.AppKey("bolt", AsyncApp)
 Hook = Callable[[Services], Awaitable[None]]
 
 
 def build_bolt_app(services: Services) -> AsyncApp:
     settings = services.settings
+    # Bolt reads SLACK_BOT_TOKEN itself and warns at every start that our client makes it unused
+    logging.getLogger("slack_bolt.AsyncApp").addFilter(_not_token_unused)
     bolt = AsyncApp(
         client=services.slack,
         signing_secret=settings.slack_signing_secret or "unset",

@@ -62,7 +62,7 @@ async def confirm_and_trip(services: Services, detector, subject: str, now) -> f
         if pause:
             await enforce_push.mark_subject(services, session, subject)
     services.metrics.breaker_trips.inc()
-    log.warning("breaker tripped for %s: %s in %d min (threshold %s)", subject, total,
+    log.warning("breaker tripped for %s: $%.2f in %d min (threshold $%.2f)", subject, total,
                 settings.window_minutes, threshold)
     if pause:
         enforce_push.kick(services)
