@@ -166,10 +166,10 @@ async def test_an_unknown_proxy_team_is_skipped_and_the_others_are_pushed(make_b
 
     lines = "\n".join(await enforcer_status_lines(bot.services))
     assert "team budgets: platform, ghost" in lines
-    assert "Team platform: litellm-team-7 max_budget $102.00; not on the proxy: platform, proj_abc" in lines
-    assert "Team ghost: no team on the proxy; not on the proxy: ghost, nope" in lines
+    assert "Team platform: max_budget $102.00 on litellm-team-7; not on the proxy: platform, proj_abc" in lines
+    assert "Team ghost: not on the proxy (ghost, nope), nothing pushed" in lines
     assert "projects proj_abc (team platform), proj_free (team free)" in lines
     status, _ = await bot.command("admin status", user_id=ADMIN)
     assert status == 200
     calls = await fake_slack.wait_for("response_url", 1, where=lambda c: c.status == 200)
-    assert "Team ghost: no team on the proxy" in str(calls[-1].args)
+    assert "Team ghost: not on the proxy (ghost, nope)" in str(calls[-1].args)

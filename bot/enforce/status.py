@@ -38,11 +38,12 @@ def team_note(row: EnforcePush) -> str:
         return f"Team {team}: push waiting" + (f" ({row.last_error[:80]})" if row.last_error else "")
     if detail.get("skipped"):
         return f"Team {team}: {detail['skipped']}"
-    given = ", ".join(f"{tid} max_budget ${float(v['max_budget']):,.2f}"
+    given = ", ".join(f"${float(v['max_budget']):,.2f} on {tid}"
                       for tid, v in sorted((detail.get("teams") or {}).items()))
     unknown = ", ".join(detail.get("unknown") or [])
-    parts = [given or "no team on the proxy"] + ([f"not on the proxy: {unknown}"] if unknown else [])
-    return f"Team {team}: " + "; ".join(parts)
+    if not given:
+        return f"Team {team}: not on the proxy ({unknown or 'no ids'}), nothing pushed"
+    return f"Team {team}: max_budget {given}" + (f"; not on the proxy: {unknown}" if unknown else "")
 
 
 async def build_status(services: Services) -> StatusView:
