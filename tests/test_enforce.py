@@ -155,11 +155,17 @@ async def test_master_key_is_checked(make_bot, proxy):
 
 
 async def test_team_push_sets_the_team_budget(proxy):
+    proxy.add_team("platform", spend="120")
     async with aiohttp.ClientSession() as http:
         client = LiteLLMClient(proxy.url, MASTER, http)
         await push_team(client, "platform", spend=Decimal("120"), remaining=Decimal("880"))
-    assert proxy.teams["platform"]["max_budget"] == 1000.0
-    assert proxy.calls[-1] == ("POST", "/team/update", {"team_id": "platform", "max_budget": 1000.0})
+        assert proxy.teams["platform"].max_budget == 1000.0
+        assert proxy.calls[-1] == ("POST", "/team/update", {"team_id": "platform", "max_budget": 1000.0})
+        # nothing left: a micro-dollar under the spend (the proxy refuses a team only past max_budget)
+        await push_team(client, "platform", spend=Decimal("120"), remaining=Decimal("-5"))
+        assert proxy.teams["platform"].max_budget == 119.999999
+        with pytest.raises(EnforcerError, match="HTTP 404"):  # /team/update of a team the proxy lacks
+            await push_team(client, "ghost", spend=Decimal(0), remaining=Decimal(1))
 
 
 async def test_openai_project_gets_the_budget_in_cents_and_a_pause_gets_one_cent(make_bot, proxy):

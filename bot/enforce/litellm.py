@@ -6,7 +6,11 @@
   spend reaches `max_budget` (auth_checks `_user_max_budget_check`: spend >= max_budget).
 - `POST /key/block` / `/key/unblock {"key"}`: a blocked key is refused at once, on the
   open-source proxy (user_api_key_auth: `valid_token.blocked is True`).
-- `POST /team/update {"team_id", "max_budget"}`: a team's budget.
+- `GET /team/info?team_id=` -> `team_info.spend` (404 when the proxy has no such team);
+  `POST /team/update {"team_id", "max_budget"}`: a team's budget, which the proxy applies to
+  the team's keys instead of their users' budgets. It refuses a team once its spend is *over*
+  max_budget (auth_checks `_team_max_budget_check`: spend > max_budget, strictly), so a team
+  with nothing left gets a micro-dollar under its spend, not its spend.
 
 Not used, and why: the user `blocked` field is documented "[Not Implemented Yet]" and no check
 reads it; `/customer/block` is for end-user ids sent as `user=` and `/customer/unblock` needs the
@@ -71,6 +75,9 @@ class LiteLLMClient:
     async def unblock_key(self, key: str) -> None:
         await self._call("POST", "/key/unblock", body={"key": key})
 
+    async def team_info(self, team_id: str) -> dict[str, Any] | None:
+        return await self._call("GET", "/team/info", params={"team_id": team_id}, missing_ok=True)
+
     async def set_team_budget(self, team_id: str, max_budget: Decimal) -> None:
         await self._call("POST", "/team/update", body={"team_id": team_id, "max_budget": usd(max_budget)})
 
@@ -111,11 +118,32 @@ async def push_key(client: LiteLLMClient, key: str, *, paused: bool) -> dict[str
     return {"key": key, "blocked": paused}
 
 
+MICRO = Decimal("0.000001")
+
+
 async def push_team(client: LiteLLMClient, team_id: str, *, spend: Decimal, remaining: Decimal,
                     paused: bool = False) -> dict[str, Any]:
-    """A team's budget on the proxy (SPEC 13 teams): max_budget = the team's LiteLLM spend plus what
-    tokenbot says the team has left; a paused team gets its spend (nothing left). The lead wires it
-    once teams exist; `spend` is the team's `spend` from `/team/info`."""
-    budget = spend if paused else spend + max(remaining, Decimal(0))
+    """A team's budget on the proxy (SPEC 13 teams): max_budget = the team's LiteLLM spend (`spend`
+    from `/team/info`) plus what tokenbot says the team has left. With nothing left (or paused) it
+    is a micro-dollar under the spend: the proxy refuses a team only once spend > max_budget."""
+    if paused or remaining <= 0:
+        budget = max(spend - MICRO, Decimal(0))
+    else:
+        budget = spend + remaining
     await client.set_team_budget(team_id, budget)
-    return {"team": team_id, "max_budget": str(usd(budget))}
+    return {"spend": str(spend), "max_budget": str(usd(budget))}
+
+
+async def push_teams(client: LiteLLMClient, team_ids: list[str], *, remaining: Decimal,
+                     paused: bool = False) -> dict[str, Any]:
+    """Each of a tokenbot team's proxy teams (its name and aliases) that the proxy knows gets the
+    team's budget; ids it does not know (`/team/info` 404) are skipped, like unknown users."""
+    pushed: dict[str, Any] = {"teams": {}, "unknown": []}
+    for team_id in team_ids:
+        info = await client.team_info(team_id)
+        if info is None:
+            pushed["unknown"].append(team_id)
+            continue
+        spend = Decimal(str((info.get("team_info") or {}).get("spend") or 0))
+        pushed["teams"][team_id] = await push_team(client, team_id, spend=spend, remaining=remaining, paused=paused)
+    return pushed

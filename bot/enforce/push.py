@@ -32,7 +32,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.clock import month_key
 from bot.enforce import litellm, openai_limits
 from bot.enforce.litellm import EnforcerError, LiteLLMClient
-from bot.enforce.subjects import SubjectState, known_ids, project_subject, state_of, user_subject
+from bot.enforce.subjects import (
+    SubjectState,
+    known_ids,
+    project_subject,
+    state_of,
+    team_proxy_ids,
+    team_subject,
+    team_subjects,
+    user_subject,
+)
 from bot.identities import is_slack_user_id
 from bot.scheduler import JobSpec
 from bot.services import Services
@@ -68,14 +77,26 @@ async def mark_subject(services: Services, session: AsyncSession, subject: str) 
 
 
 async def mark_person(services: Services, session: AsyncSession, user_key: str) -> bool:
+    """A person's budget decision; a team's ("team:<name>", the requester of its raises) marks the team."""
+    if user_key.startswith("team:"):
+        return await mark_team(services, session, user_key.removeprefix("team:"))
     return await mark_subject(services, session, user_subject(user_key))
+
+
+async def mark_team(services: Services, session: AsyncSession, team: str) -> bool:
+    """A team's budget decision (an approved team raise, its 100% crossing): the team on the LiteLLM
+    proxy and every OpenAI project mapped to it, in the caller's transaction."""
+    marked = False
+    for subject in team_subjects(services.settings, team):
+        marked = await mark_subject(services, session, subject) or marked
+    return marked
 
 
 async def mark_everyone(services: Services) -> int:
     """The month rollover: every subject any enforcer holds, everyone who spent last month or this one,
-    and every mapped project, pushed again (the new month's limit; LiteLLM's spend keeps counting, so
-    its budget is re-based). Also how a deployment that just turned an enforcer on gets everyone's
-    budget there: `tokenbot enforce push --all`."""
+    every team with a budget and every mapped project, pushed again (the new month's limit; LiteLLM's
+    spend keeps counting, so its budget is re-based). Also how a deployment that just turned an
+    enforcer on gets everyone's budget there: `tokenbot enforce push --all`."""
     enforce = services.settings.enforce
     if not enforce.names:
         return 0
@@ -87,6 +108,7 @@ async def mark_everyone(services: Services) -> int:
             spenders = await session.scalars(select(UsageMonthly.user_key).where(UsageMonthly.month.in_(months))
                                              .distinct())
             subjects.update(user_subject(u) for u in spenders if is_slack_user_id(u))
+            subjects.update(team_subject(t) for t, c in services.settings.teams.items() if c.monthly_usd is not None)
         if enforce.openai is not None:
             subjects.update(project_subject(p) for p in {*enforce.openai.projects, *enforce.openai.amounts})
         for subject in sorted(subjects):
@@ -112,6 +134,11 @@ async def _push(services: Services, http: aiohttp.ClientSession, enforcer: str, 
                                            previous=previous)
         if state.kind == "key":
             return await litellm.push_key(client, state.name, paused=state.paused)
+        if state.kind == "team":
+            if state.limit_usd is None:
+                return {"team": state.name, "skipped": "no budget for it (no monthly_usd)"}
+            return await litellm.push_teams(client, team_proxy_ids(settings, state.name),
+                                            remaining=state.remaining_usd, paused=state.paused)
         raise EnforcerError(f"LiteLLM holds no {state.kind} limits here")
     if enforcer == "openai":
         client = openai_limits.openai_client(settings)

@@ -8,7 +8,8 @@ Teams checked after a batch: those it charged spend to. Checks run in the backgr
 coalesced like the personal ones (bot/budget_alerts.py): one round at a time, the teams touched
 meanwhile checked next, and for QUIET_SECONDS after a check a team is not read again while its
 spend plus what this process has charged to it since stays below its next bar (the next
-threshold, or the spend at which the month-end pace passes the budget).
+threshold, or the spend at which the month-end pace passes the budget). The 100% claim's
+transaction also marks the team's enforcer pushes (its LiteLLM team, its OpenAI projects).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot.budget_alerts import threshold_key
 from bot.clock import month_first_day, month_last_day
+from bot.enforce import push as enforce_push
 from bot.services import Services
 from bot.teams.builder import month_key, projected, team_key, team_limit
 from bot.usage import IngestResult
@@ -133,6 +135,13 @@ async def check_teams(services: Services, teams: list[str], *,
         return []
     async with services.db.write() as session:
         won = await alerts_repo.claim(session, claims)
+        full = sorted({c["user_key"].removeprefix("team:") for c in claims if c["kind"] == "threshold"
+                       and Decimal(c["threshold"]) >= 1 and (c["user_key"], "threshold", c["threshold"]) in won})
+        marked = False
+        for team in full:  # SPEC 11: at 100% the enforcers hear at once that the team has nothing left
+            marked = await enforce_push.mark_team(services, session, team) or marked
+    if marked:
+        enforce_push.kick(services)
     out = []
     for team, kind, top, crossed, used, limit in pending:
         key = team_key(team)

@@ -21,6 +21,7 @@ class EnforcerLine:
     last_failure: datetime | None = None
     last_error: str | None = None
     failing_since: datetime | None = None
+    notes: tuple[str, ...] = ()  # one line per team budget on the proxy
 
     @property
     def label(self) -> str:
@@ -64,6 +65,7 @@ def _line(e: EnforcerLine, *, slack: bool) -> str:
     waiting = f"{plural(e.waiting, 'push', 'pushes')} waiting" if e.waiting else "nothing waiting"
     lines = [f"{lead}: {state}, {waiting}",
              f"{target}",
+             *(escape(n) if slack else n for n in e.notes),
              f"Last success {_when(e.last_success, slack=slack)}"]
     if e.last_failure is not None:
         error = (e.last_error or "")[:160]
