@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import hmac
-
 from aiohttp import web
 
 from bot.limits import SlackUnavailable, limits_for
-from handlers.http.common import error, header_text, refuse
+from handlers.http.common import api_refusal, error
 from handlers.http.webhooks import SERVICES
 
 
@@ -19,12 +17,8 @@ async def healthz(request: web.Request) -> web.Response:
 
 async def limits(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
-    token = services.settings.api_token
-    if not token:
-        return error(401, "the API is disabled: set TOKENBOT_API_TOKEN")
-    scheme, _, given = (header_text(request, "Authorization") or "").partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
-        return refuse(request, 401, "missing or wrong Authorization: Bearer <TOKENBOT_API_TOKEN>")
+    if (refusal := api_refusal(request, services.settings.api_token)) is not None:
+        return refusal
     user = request.match_info["user"]
     if len(user) > 320 or not user.isprintable():
         return error(400, "{user} must be a Slack user id, an email or an external id")

@@ -9,6 +9,7 @@ checked as bytes arrive, so nothing larger than the limit is ever buffered.
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 from collections.abc import AsyncIterator
 
@@ -39,6 +40,21 @@ def refuse(request: web.Request, status: int, message: str, *, size: int | None 
         "none" if declared is None else declared, "none" if size is None else size,
     )
     return error(status, message, close=close, headers=headers)
+
+
+def bearer_matches(request: web.Request, token: str) -> bool:
+    """`Authorization: Bearer <token>`, compared in constant time."""
+    scheme, _, given = (header_text(request, "Authorization") or "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
+
+
+def api_refusal(request: web.Request, token: str | None) -> web.Response | None:
+    """The /api/v1 door (TOKENBOT_API_TOKEN): a 401 answer, or None when the caller may pass."""
+    if not token:
+        return error(401, "the API is disabled: set TOKENBOT_API_TOKEN")
+    if not bearer_matches(request, token):
+        return refuse(request, 401, "missing or wrong Authorization: Bearer <TOKENBOT_API_TOKEN>")
+    return None
 
 
 def header_text(request: web.Request, name: str) -> str | None:

@@ -2,23 +2,17 @@
 
 from __future__ import annotations
 
-import hmac
-
 from aiohttp import web
 
 from bot.teams.export import ExportError, check, export_rows, to_csv
-from handlers.http.common import error, header_text, refuse
+from handlers.http.common import api_refusal, error
 from handlers.http.webhooks import SERVICES
 
 
 async def export(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
-    token = services.settings.api_token
-    if not token:
-        return error(401, "the API is disabled: set TOKENBOT_API_TOKEN")
-    scheme, _, given = (header_text(request, "Authorization") or "").partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
-        return refuse(request, 401, "missing or wrong Authorization: Bearer <TOKENBOT_API_TOKEN>")
+    if (refusal := api_refusal(request, services.settings.api_token)) is not None:
+        return refusal
     query = request.query
     try:
         month, by, fmt = check(query.get("month"), query.get("by"), query.get("format") or "json")

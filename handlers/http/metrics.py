@@ -4,10 +4,9 @@ readiness). It is also the benchmarks' HTTP floor: the cheapest request the serv
 
 from __future__ import annotations
 
-import hmac
-
 from aiohttp import web
 
+from handlers.http.common import bearer_matches
 from handlers.http.webhooks import SERVICES
 
 
@@ -15,8 +14,7 @@ async def metrics(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
     token = services.settings.metrics_token
     if token:
-        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
+        if not bearer_matches(request, token):
             return web.json_response({"error": "Authorization: Bearer <METRICS_TOKEN> required"}, status=401)
     body, content_type = await services.metrics.render(services)
     return web.Response(body=body, headers={"Content-Type": content_type})
