@@ -112,3 +112,19 @@ async def resolve_names(services: Services, keys: list[str]) -> dict[str, str | 
             if person is not None and person.display_name:
                 names[key] = person.display_name
     return names
+
+
+async def tell_admins(services: Services, text: str, *, about: str) -> int:
+    """DM every configured admin `text` (callers guard "once" in the database); returns how many got it.
+    With no Slack or no admins the text is logged at ERROR, so it is never silently lost."""
+    if services.slack is None or not services.settings.admins:
+        log.error("no admin to tell (%s): %s", about, text)
+        return 0
+    told = 0
+    for admin in services.settings.admins:
+        try:
+            await services.slack.chat_postMessage(channel=admin, text=text)
+            told += 1
+        except Exception:
+            log.exception("could not tell admin %s about %s", admin, about)
+    return told

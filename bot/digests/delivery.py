@@ -21,6 +21,7 @@ from slack_sdk.errors import SlackApiError, SlackRequestError
 from bot.charts import render_png
 from bot.digests.builder import build_chart, build_digest
 from bot.digests.periods import Subscription
+from bot.people import tell_admins
 from bot.services import Services
 from bot.views.digest import DigestView, details_blocks, details_fallback, digest_blocks, fallback_text
 from bot.views.format import weekday
@@ -215,14 +216,7 @@ def report_to_admins_text(sub: Subscription, first: date, error: str) -> str:
 
 
 async def report_to_admins(services: Services, sub: Subscription, first: date, error: str) -> None:
-    text = report_to_admins_text(sub, first, error)
-    if not services.settings.admins:
-        log.error("no admins configured to tell: %s", text)
-    for admin in services.settings.admins:
-        try:
-            await services.slack.chat_postMessage(channel=admin, text=text)
-        except Exception:
-            log.exception("could not tell admin %s that the digest for %s failed", admin, sub.channel)
+    await tell_admins(services, report_to_admins_text(sub, first, error), about=f"the digest for {sub.channel}")
 
 
 async def post_details(services: Services, sub: Subscription, view: DigestView, ts: str | None) -> bool:

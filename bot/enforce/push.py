@@ -43,6 +43,7 @@ from bot.enforce.subjects import (
     user_subject,
 )
 from bot.identities import is_slack_user_id
+from bot.people import tell_admins
 from bot.scheduler import JobSpec
 from bot.services import Services
 from storage import enforce_repo
@@ -199,16 +200,11 @@ async def deliver_due(services: Services) -> int:
 async def _tell_admins_once(services: Services, enforcer: str, error: str) -> None:
     async with services.db.write() as session:
         claimed = await enforce_repo.claim_told(session, enforcer, services.clock.now(), TELL_AFTER)
-    if not claimed or services.slack is None:
+    if not claimed:
         return
     from bot.views.enforce_status import failing_text
 
-    text = failing_text(enforcer, error)
-    for admin in services.settings.admins:
-        try:
-            await services.slack.chat_postMessage(channel=admin, text=text)
-        except Exception:
-            log.warning("could not tell admin %s that %s keeps failing", admin, enforcer)
+    await tell_admins(services, failing_text(enforcer, error), about=f"the {enforcer} enforcer failing")
 
 
 async def rollover(services: Services) -> None:

@@ -22,6 +22,7 @@ from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from bot.clock import month_key
+from bot.people import tell_admins
 from bot.providers import buckets as bk
 from bot.providers import pulls
 from bot.providers.admin_http import AnthropicAdmin, KeyRefused, SourceUnavailable
@@ -306,13 +307,7 @@ class SourceSync:
                 f"({source.name.upper()}_ADMIN_KEY) was refused. It may be revoked or not an admin key. "
                 "Set a valid key and restart; `tokenbot sources status` shows the state. "
                 "You hear this once until a poll succeeds again.")
-        if services.slack is None:
-            return
-        for admin in services.settings.admins:
-            try:
-                await services.slack.chat_postMessage(channel=admin, text=text)
-            except Exception:
-                log.exception("could not DM admin %s about the refused key", admin)
+        await tell_admins(services, text, about=f"{source.name}'s refused admin key")
 
 
 def source_jobs(services: Services) -> list[JobSpec]:

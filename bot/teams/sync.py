@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from apscheduler.triggers.interval import IntervalTrigger
 from slack_sdk.errors import SlackApiError
 
+from bot.people import tell_admins
 from bot.scheduler import JobSpec
 from bot.services import Services
 from storage import teams_repo
@@ -94,15 +95,7 @@ def sync_error_text(team: str, usergroup: str, error: str) -> str:
 
 
 async def _tell_admins(services: Services, team: str, usergroup: str, error: str) -> None:
-    text = sync_error_text(team, usergroup, error)
-    if services.slack is None or not services.settings.admins:
-        log.error("%s", text)
-        return
-    for admin in services.settings.admins:
-        try:
-            await services.slack.chat_postMessage(channel=admin, text=text)
-        except Exception:
-            log.exception("could not tell admin %s that team %s's user group failed", admin, team)
+    await tell_admins(services, sync_error_text(team, usergroup, error), about=f"team {team}'s user group")
 
 
 async def _job(services: Services) -> None:
