@@ -253,8 +253,8 @@ def card_blocks(view: CardView, *, title: str = "Your AI spend", with_button: bo
     blocks.append(context(" · ".join(notes)))
     if view.output is not None:
         blocks.append(section(f"*Claude Code this month*\n{view.output.line()}"))
-        blocks.append(context(f"Estimated by Anthropic: {money(view.output.estimated_cost_usd)}, already in "
-                              "your spend above, not added twice"))
+        blocks.append(context(f"Anthropic's estimate for these sessions: {money(view.output.estimated_cost_usd)}; "
+                              "your spend above counts the calls themselves, from usage"))
     if view.pending is not None:
         blocks.append(section(f":hourglass_flowing_sand: {pending_line(view.pending, slack=True)}"))
     elif with_button:
