@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import importlib
 import os
 import random
@@ -122,6 +123,7 @@ def micro(base: Path, count: int = 20_000) -> None:
             fn()
             times = []
             for _ in range(7):
+                gc.collect()
                 started = time.perf_counter()
                 fn()
                 times.append((time.perf_counter() - started) / count * 1e6)
@@ -158,7 +160,8 @@ async def one_run(code: Path, label: str, run: int, args, rng: random.Random) ->
     subjects = ledger_data.people(bi.PEOPLE)
     try:
         await bi.wait_live(http, server)
-        check = subprocess.run(  # noqa: ASYNC221 - once, before the measured part[sys.executable, "-c", "import bot; print(bot.__file__)"], cwd=workdir,
+        check = subprocess.run(  # noqa: ASYNC221 - once, before the measured part
+            [sys.executable, "-c", "import bot; print(bot.__file__)"], cwd=workdir,
                                env={**os.environ, "PYTHONPATH": str(code)}, capture_output=True, text=True)
         assert check.stdout.startswith(str(code)), check.stdout
         warm = bi.make_events(f"warm-{label}{run}", 4000, subjects, rng)
