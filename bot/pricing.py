@@ -14,15 +14,16 @@ What is priced how:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
 from bot.config import ModelPrice
-from storage.types import quantize_money
+from storage.types import MONEY_SCALE, quantize_money
 
 MILLION = Decimal(1_000_000)
 ZERO = Decimal(0)
+EXACT_PICO = 10**27
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,8 +47,30 @@ class RateCard:
     output: Rate
     cached_input: Rate | None
     source: str  # "override" | "genai-prices <version>"
+    # the three rates in whole picodollars per token, when every price of the card is a whole number of
+    # micro-dollars per million tokens (all known ones): (base, tiers) for input, cached input, output
+    pico: tuple | None = field(default=None, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "pico", _pico_rates(self))
 
     def cost(self, input_tokens: int, cached_input_tokens: int, output_tokens: int) -> Decimal:
+        """Exact: the same Decimal as `decimal_cost`, to the last digit and exponent."""
+        pico = self.pico
+        if pico is not None and input_tokens >= cached_input_tokens >= 0 and output_tokens >= 0:
+            (input_rate, input_tiers), (cached_rate, cached_tiers), (output_rate, output_tiers) = pico
+            if input_tiers or cached_tiers or output_tiers:
+                input_rate = _tier(input_rate, input_tiers, input_tokens)
+                cached_rate = _tier(cached_rate, cached_tiers, input_tokens)
+                output_rate = _tier(output_rate, output_tiers, input_tokens)
+            total = ((input_tokens - cached_input_tokens) * input_rate + cached_input_tokens * cached_rate
+                     + output_tokens * output_rate)
+            # below 10^27 picodollars every Decimal step of `decimal_cost` is exact (28 digits), so both agree
+            if total < EXACT_PICO:
+                return Decimal(total).scaleb(-MONEY_SCALE)
+        return self.decimal_cost(input_tokens, cached_input_tokens, output_tokens)
+
+    def decimal_cost(self, input_tokens: int, cached_input_tokens: int, output_tokens: int) -> Decimal:
         cached_rate = self.cached_input or self.input
         total = (
             (input_tokens - cached_input_tokens) * self.input.at(input_tokens)
@@ -107,6 +130,18 @@ class Pricer:
             return UNPRICED
         return Price(card.cost(input_tokens, cached_input_tokens, output_tokens), card.source)
 
+    def quote(self, model: str, provider: str | None, occurred_at: datetime, input_tokens: int,
+              cached_input_tokens: int, output_tokens: int, cost_usd: Decimal | None) -> tuple[Decimal, str, bool]:
+        """`price` as a plain (cost_usd, source, unpriced) tuple, for the ingest loop."""
+        if cost_usd is not None:
+            return quantize_money(cost_usd), "source", False
+        card = self._cards.get((provider, model), self)
+        if card is self or not (card is None or type(card) is RateCard):
+            card = self.rate_card(model, provider, occurred_at)
+        if card is None:
+            return ZERO, "unpriced", True
+        return card.cost(input_tokens, cached_input_tokens, output_tokens), card.source, False
+
     def rate_card(self, model: str, provider: str | None, occurred_at: datetime) -> RateCard | None:
         key = (provider, model)
         try:
@@ -159,6 +194,28 @@ class Pricer:
             cached_input=_rate(getattr(model_price, "cache_read_mtok", None)),
             source=self.genai_source,
         )
+
+
+def _tier(base: int, tiers: tuple, total_input_tokens: int) -> int:
+    for start, price in tiers:
+        if total_input_tokens > start:
+            base = price
+    return base
+
+
+def _pico_rates(card: RateCard) -> tuple | None:
+    """USD per million tokens -> whole picodollars per token (x 10^6), or None if any is not whole."""
+    out = []
+    for rate in (card.input, card.cached_input or card.input, card.output):
+        prices = [rate.base, *(price for _, price in rate.tiers)]
+        if not all(isinstance(p, Decimal) and p.is_finite() and p >= 0 for p in prices):
+            return None
+        scaled = [p.scaleb(6) for p in prices]
+        if any(p != p.to_integral_value() or p >= EXACT_PICO for p in scaled):
+            return None
+        out.append((int(scaled[0]), tuple((start, int(p)) for (start, _), p in zip(rate.tiers, scaled[1:],
+                                                                                   strict=True))))
+    return tuple(out)
 
 
 def _rate(value) -> Rate | None:

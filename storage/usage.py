@@ -71,6 +71,8 @@ _PG_INGEST = (
 
 def _sqlite_time(value: datetime) -> str:
     # the storage format SQLAlchemy's SQLite DateTime reads back (naive UTC)
+    if value.tzinfo is UTC:  # the usual case: the same text without the "+00:00"
+        return value.isoformat(" ", "microseconds")[:-6]
     return value.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
 
 

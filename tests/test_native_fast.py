@@ -65,3 +65,40 @@ def test_fast_path_agrees_with_the_full_checks(raw):
 }, optional={"team": st.sampled_from(["platform", " research ", ""]), "provider": st.just("openai")}))
 def test_usual_events_take_the_fast_path(raw):
     assert _plain_event(raw, NOW) == _checked_event(raw, NOW)
+
+
+# -- pricing in whole picodollars (bot/pricing.py): the same Decimal as the Decimal arithmetic ----------
+from decimal import Decimal  # noqa: E402
+
+from bot.pricing import Pricer, Rate, RateCard  # noqa: E402
+
+prices = st.one_of(st.sampled_from([Decimal("0"), Decimal("2.5"), Decimal("0.075"), Decimal("15.000000"),
+                                    Decimal("0.0000001"), Decimal("3.1234567"), Decimal("1E+3"),
+                                    Decimal("2.500000000000000000000000000"), Decimal("1E+25")]),
+                   st.decimals(min_value=0, max_value=10**4, places=6, allow_nan=False, allow_infinity=False))
+rates = st.builds(lambda base, tiers: Rate(base, tuple(sorted(tiers, key=lambda t: t[0]))), prices,
+                  st.lists(st.tuples(st.integers(0, 300_000), prices), max_size=2))
+cards = st.builds(lambda i, o, c: RateCard(i, o, c, "test"), rates, rates, st.none() | rates)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(cards, st.integers(0, 10**12), st.integers(0, 10**12), st.integers(0, 10**12))
+def test_picodollar_cost_is_the_decimal_cost(card, input_tokens, cached, output_tokens):
+    cached = min(cached, input_tokens)
+
+    def run(fn):
+        try:
+            return str(fn(input_tokens, cached, output_tokens))
+        except ArithmeticError as exc:  # past 10^26 dollars: both refuse the same way
+            return type(exc)
+
+    assert run(card.cost) == run(card.decimal_cost)
+
+
+def test_known_models_price_in_picodollars():
+    pricer = Pricer()
+    for model in ("gpt-4o", "gpt-4o-mini", "claude-3-5-sonnet-20241022", "gemini-1.5-pro", "o1"):
+        card = pricer.rate_card(model, None, NOW)
+        assert card is not None and card.pico is not None, model
+        for tokens in ((1000, 0, 10), (200_001, 100_000, 5000), (10**12, 10**11, 10**12), (0, 0, 0)):
+            assert str(card.cost(*tokens)) == str(card.decimal_cost(*tokens))
