@@ -100,14 +100,14 @@ def stages(mods: dict, events: list[dict], now: datetime):
                           cached_input_tokens=r.cached_input_tokens, output_tokens=r.output_tokens,
                           cost_usd=r.cost_usd) for r, _ in records]
 
-    prices = [p if isinstance(p, tuple) else (p.cost_usd, p.source, p.unpriced) for p in price_all()]
+    prices = [p if isinstance(p, tuple) else (p.cost_usd, p.source, p.unpriced, None) for p in price_all()]
     received = encoder.time(now)
     row = encoder.row
 
-    def encode_all():
+    def encode_all():  # the new loop hands the picodollars over (p[3]); old tuples carry None there
         return [row(r.event_id, r.occurred_at, day, received, "native", r.subject, r.subject, r.model, r.provider,
                     r.team, r.project, r.input_tokens, r.cached_input_tokens, r.output_tokens, r.reasoning_tokens,
-                    p[0], p[1], p[2], r.metadata, r.cache_hit, "")
+                    p[0], p[1], p[2], r.metadata, r.cache_hit, "", *((p[3],) if p[3] is not None else ()))
                 for (r, day), p in zip(records, prices, strict=True)]
 
     return {"parse + validate": parse, "price": price_all, "driver tuple": encode_all}, (records, prices,
@@ -137,7 +137,7 @@ def micro(base: Path, count: int = 20_000) -> None:
             results[label][name] = times
     old_rows, new_rows = outputs["old"][2], outputs["new"][2]
     assert old_rows == new_rows, "old and new driver tuples differ"
-    assert [tuple(map(str, p)) for p in outputs["old"][1]] == [tuple(map(str, p)) for p in outputs["new"][1]]
+    assert [tuple(map(str, p[:3])) for p in outputs["old"][1]] == [tuple(map(str, p[:3])) for p in outputs["new"][1]]
     print(f"micro, {count:,} events, us per event, median (min-max) of 7; old and new tuples identical")
     print(f"{'stage':<18} {'old':>22} {'new':>22}")
     for name in results["old"]:

@@ -56,6 +56,13 @@ class RateCard:
 
     def cost(self, input_tokens: int, cached_input_tokens: int, output_tokens: int) -> Decimal:
         """Exact: the same Decimal as `decimal_cost`, to the last digit and exponent."""
+        total = self.pico_cost(input_tokens, cached_input_tokens, output_tokens)
+        if total is not None:
+            return Decimal(total).scaleb(-MONEY_SCALE)
+        return self.decimal_cost(input_tokens, cached_input_tokens, output_tokens)
+
+    def pico_cost(self, input_tokens: int, cached_input_tokens: int, output_tokens: int) -> int | None:
+        """The cost in whole picodollars, or None where only `decimal_cost` can tell."""
         pico = self.pico
         if pico is not None and input_tokens >= cached_input_tokens >= 0 and output_tokens >= 0:
             (input_rate, input_tiers), (cached_rate, cached_tiers), (output_rate, output_tiers) = pico
@@ -67,8 +74,8 @@ class RateCard:
                      + output_tokens * output_rate)
             # below 10^27 picodollars every Decimal step of `decimal_cost` is exact (28 digits), so both agree
             if total < EXACT_PICO:
-                return Decimal(total).scaleb(-MONEY_SCALE)
-        return self.decimal_cost(input_tokens, cached_input_tokens, output_tokens)
+                return total
+        return None
 
     def decimal_cost(self, input_tokens: int, cached_input_tokens: int, output_tokens: int) -> Decimal:
         cached_rate = self.cached_input or self.input
@@ -131,16 +138,20 @@ class Pricer:
         return Price(card.cost(input_tokens, cached_input_tokens, output_tokens), card.source)
 
     def quote(self, model: str, provider: str | None, occurred_at: datetime, input_tokens: int,
-              cached_input_tokens: int, output_tokens: int, cost_usd: Decimal | None) -> tuple[Decimal, str, bool]:
-        """`price` as a plain (cost_usd, source, unpriced) tuple, for the ingest loop."""
+              cached_input_tokens: int, output_tokens: int, cost_usd: Decimal | None,
+              ) -> tuple[Decimal, str, bool, int | None]:
+        """`price` as a plain (cost_usd, source, unpriced, picodollars or None) tuple, for the ingest loop."""
         if cost_usd is not None:
-            return quantize_money(cost_usd), "source", False
+            return quantize_money(cost_usd), "source", False, None
         card = self._cards.get((provider, model), self)
         if card is self or not (card is None or type(card) is RateCard):
             card = self.rate_card(model, provider, occurred_at)
         if card is None:
-            return ZERO, "unpriced", True
-        return card.cost(input_tokens, cached_input_tokens, output_tokens), card.source, False
+            return ZERO, "unpriced", True, None
+        pico = card.pico_cost(input_tokens, cached_input_tokens, output_tokens)
+        if pico is None:
+            return card.decimal_cost(input_tokens, cached_input_tokens, output_tokens), card.source, False, None
+        return Decimal(pico).scaleb(-MONEY_SCALE), card.source, False, pico
 
     def rate_card(self, model: str, provider: str | None, occurred_at: datetime) -> RateCard | None:
         key = (provider, model)

@@ -143,7 +143,7 @@ class UsageIngestor:
         charge = teams.charge_team if teams is not None and teams.enabled else (lambda raw, user: "")
         rows, costs, charged = [], [], []
         for r, day in records:  # one pass: validated record -> priced driver tuple
-            cost, price_source, unpriced = quote(r.model, r.provider, r.occurred_at, r.input_tokens,
+            cost, price_source, unpriced, pico = quote(r.model, r.provider, r.occurred_at, r.input_tokens,
                                                  r.cached_input_tokens, r.output_tokens, r.cost_usd)
             costs.append(cost)
             user_key = user_keys[r.subject]
@@ -151,7 +151,7 @@ class UsageIngestor:
             charged.append(team)
             rows.append(encode(r.event_id, r.occurred_at, day, received, source, r.subject, user_key, r.model,
                                r.provider, r.team, r.project, r.input_tokens, r.cached_input_tokens, r.output_tokens,
-                               r.reasoning_tokens, cost, price_source, unpriced, r.metadata, r.cache_hit, team))
+                               r.reasoning_tokens, cost, price_source, unpriced, r.metadata, r.cache_hit, team, pico))
         inserted = await self.writer.write_rows(rows)
         await self.identities.after_commit(user_keys)
         result.accepted = len(inserted)

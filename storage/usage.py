@@ -88,13 +88,15 @@ class RowEncoder:
     def row(self, event_id: str, occurred_at: datetime, day: date, received_at, source: str, subject: str,
             user_key: str, model: str, provider, team, project, input_tokens: int, cached_input_tokens: int,
             output_tokens: int, reasoning_tokens: int, cost_usd: Decimal, price_source: str, unpriced: bool,
-            metadata, cache_hit: bool = False, charge_team: str = "") -> tuple:
-        """`received_at` comes from `time()` (one ingest shares one, formatted once)."""
+            metadata, cache_hit: bool = False, charge_team: str = "", cost_pico: int | None = None) -> tuple:
+        """`received_at` comes from `time()` (one ingest shares one, formatted once); `cost_pico`, when
+        given, is `cost_usd` in whole picodollars (the pricer has it already)."""
         meta = None if metadata is None else orjson.dumps(metadata).decode()
         if self.sqlite:
+            pico = picodollars(cost_usd) if cost_pico is None else cost_pico
             return (event_id, _sqlite_time(occurred_at), day.isoformat(), received_at, source, subject, user_key,
                     model, provider, team, project, input_tokens, cached_input_tokens, output_tokens,
-                    reasoning_tokens, wide_encode(picodollars(cost_usd)), price_source, 1 if unpriced else 0, meta,
+                    reasoning_tokens, wide_encode(pico), price_source, 1 if unpriced else 0, meta,
                     1 if cache_hit else 0, charge_team)
         return (event_id, occurred_at, day, received_at, source, subject, user_key, model, provider, team, project,
                 input_tokens, cached_input_tokens, output_tokens, reasoning_tokens, quantize_money(cost_usd),
