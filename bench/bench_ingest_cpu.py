@@ -3,8 +3,9 @@
     .venv/bin/python bench/bench_ingest_cpu.py [--base /tmp/p10-base] [--runs 5] [--preload 100000]
         [--batches 40] [--micro-only]
 
-`--base` is a checkout of the old code (e.g. `git worktree add /tmp/p10-base 4e3679f`); it is
-served with this venv's interpreter and the checkout first on PYTHONPATH.
+`--base` is a checkout of the old code (e.g. `git worktree add /tmp/p10-base 4e3679f`), `--new`
+one of the new (default: this checkout); both are served with this venv's interpreter and the
+checkout first on PYTHONPATH.
 
 - micro (one process): the old and the new functions of each stage on the same 20,000 events:
   `parse_body` + `validate_event` (+ the local day and range checks ingest does), pricing, and
@@ -114,7 +115,7 @@ def stages(mods: dict, events: list[dict], now: datetime):
                                                                                         encode_all())
 
 
-def micro(base: Path, count: int = 20_000) -> None:
+def micro(base: Path, new: Path, count: int = 20_000) -> None:
     rng = random.Random(3)
     events = bi.make_events("m", count, ledger_data.people(bi.PEOPLE), rng)
     for n, e in enumerate(events):
@@ -123,7 +124,7 @@ def micro(base: Path, count: int = 20_000) -> None:
     results: dict[str, dict[str, list[float]]] = {}
     outputs = {}
     now = datetime.now(UTC)
-    for label, root in (("old", base), ("new", ROOT)):
+    for label, root in (("old", base), ("new", new)):
         fns, outputs[label] = stages(load_code(root), events, now)
         results[label] = {}
         for name, fn in fns.items():
@@ -195,7 +196,7 @@ async def one_run(code: Path, label: str, run: int, args, rng: random.Random) ->
 
 async def http(args) -> None:
     rng = random.Random(11)
-    codes = {"old": Path(args.base), "new": ROOT}
+    codes = {"old": Path(args.base), "new": Path(args.new)}
     out = {k: {"rate": [], "cpu": []} for k in codes}
     for run in range(args.runs):
         order = ("old", "new") if run % 2 == 0 else ("new", "old")
@@ -215,13 +216,14 @@ async def http(args) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--base", default="/tmp/p10-base", help="checkout of the old code")
+    parser.add_argument("--new", default=str(ROOT), help="checkout of the new code (default: this one)")
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--preload", type=int, default=100_000)
     parser.add_argument("--batches", type=int, default=40)
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--micro-only", action="store_true")
     args = parser.parse_args()
-    micro(Path(args.base))
+    micro(Path(args.base), Path(args.new))
     if not args.micro_only:
         asyncio.run(http(args))
 
