@@ -102,7 +102,9 @@ class UsageIngestor:
             try:
                 record = validate_event(raw, now)
                 day = local_day(record.occurred_at)
-                _check_ranges(record, day, oldest)
+                if (record.input_tokens > MAX_EVENT_TOKENS or record.output_tokens > MAX_EVENT_TOKENS
+                        or (oldest is not None and day < oldest)):
+                    _check_ranges(record, day, oldest)
             except EventError as exc:
                 raw_id = raw.get("id") if isinstance(raw, dict) else None
                 result.rejected.append(Rejection(index, raw_id if isinstance(raw_id, str) else None, str(exc)))
@@ -165,9 +167,13 @@ class UsageIngestor:
                 team_key = (charged[i], f"{day.year:04d}-{day.month:02d}")
                 team_touched[team_key] = team_touched.get(team_key, ZERO) + costs[i]
         if self.recent_window is None:
+            months: dict[date, str] = {}
             for i in inserted:
                 record, day = records[i]
-                key = (user_keys[record.subject], f"{day.year:04d}-{day.month:02d}")
+                month = months.get(day)
+                if month is None:
+                    month = months[day] = f"{day.year:04d}-{day.month:02d}"
+                key = (user_keys[record.subject], month)
                 touched[key] = touched.get(key, ZERO) + costs[i]
             return
         # the same pass, also summing what happened lately per person (a backfill, or a sender's clock
