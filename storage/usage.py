@@ -32,7 +32,7 @@ from storage import fold
 from storage.db import Database, connect_sqlite
 from storage.fold import Deltas, SqliteExec
 from storage.partitions import PartitionKeeper, month_start
-from storage.types import money_from_db, picodollars, quantize_money, wide_encode
+from storage.types import INT_LIMIT, money_from_db, picodollars, quantize_money, wide_encode
 
 log = logging.getLogger(__name__)
 
@@ -94,9 +94,11 @@ class RowEncoder:
         meta = None if metadata is None else orjson.dumps(metadata).decode()
         if self.sqlite:
             pico = picodollars(cost_usd) if cost_pico is None else cost_pico
+            if not -INT_LIMIT < pico < INT_LIMIT:
+                pico = wide_encode(pico)
             return (event_id, _sqlite_time(occurred_at), day.isoformat(), received_at, source, subject, user_key,
                     model, provider, team, project, input_tokens, cached_input_tokens, output_tokens,
-                    reasoning_tokens, wide_encode(pico), price_source, 1 if unpriced else 0, meta,
+                    reasoning_tokens, pico, price_source, 1 if unpriced else 0, meta,
                     1 if cache_hit else 0, charge_team)
         return (event_id, occurred_at, day, received_at, source, subject, user_key, model, provider, team, project,
                 input_tokens, cached_input_tokens, output_tokens, reasoning_tokens, quantize_money(cost_usd),
