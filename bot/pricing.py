@@ -2,7 +2,10 @@
 
 genai-prices' `calc_price` costs ~100 µs a call, so a model's rate card is resolved once
 (per provider and model, and per minute for the few models whose price depends on the
-time of day) and every event is priced with plain Decimal arithmetic. Tiers are still
+time of day) and every event is priced with integer arithmetic: each rate in whole
+picodollars per token (all known prices are whole micro-dollars per million tokens), the
+result turned into the same Decimal the Decimal arithmetic gives (`RateCard.decimal_cost`,
+still used for any price that is not whole, or a sum past 10^27 picodollars). Tiers are still
 chosen per event: long-context prices depend on each call's own input size.
 
 What is priced how:
