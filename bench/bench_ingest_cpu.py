@@ -211,6 +211,9 @@ async def http(args) -> None:
     for label in codes:
         print(f"{label}: {spread(out[label]['rate'], ',.0f')} events/s; "
               f"server CPU {spread(out[label]['cpu'])} ms per 1,000 events")
+    pairs = [n / o for n, o in zip(out["new"]["cpu"], out["old"]["cpu"], strict=True)]
+    print(f"new / old CPU per event, run by run: {spread(pairs, '.2f')}; new lower in "
+          f"{sum(p < 1 for p in pairs)} of {len(pairs)} runs")
 
 
 def main() -> None:
