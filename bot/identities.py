@@ -39,7 +39,15 @@ EmailLookup = Callable[[str], Awaitable[str | None]]
 
 
 def is_slack_user_id(value: str) -> bool:
-    return bool(SLACK_USER_ID.match(value))
+    known = _SLACK_IDS.get(value)
+    if known is None:
+        known = bool(SLACK_USER_ID.match(value))
+        if len(_SLACK_IDS) < 50_000:  # senders' subjects: asked twice per batch each, a regex every time before
+            _SLACK_IDS[value] = known
+    return known
+
+
+_SLACK_IDS: dict[str, bool] = {}
 
 
 def looks_like_email(value: str) -> bool:

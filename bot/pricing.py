@@ -2,7 +2,10 @@
 
 genai-prices' `calc_price` costs ~100 µs a call, so a model's rate card is resolved once
 (per provider and model, and per minute for the few models whose price depends on the
-time of day) and every event is priced with plain Decimal arithmetic. Tiers are still
+time of day) and every event is priced with integer arithmetic: each rate in whole
+picodollars per token (all known prices are whole micro-dollars per million tokens), the
+result turned into the same Decimal the Decimal arithmetic gives (`RateCard.decimal_cost`,
+still used for any price that is not whole, or a sum past 10^27 picodollars). Tiers are still
 chosen per event: long-context prices depend on each call's own input size.
 
 What is priced how:
@@ -14,15 +17,16 @@ What is priced how:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
 from bot.config import ModelPrice
-from storage.types import quantize_money
+from storage.types import MONEY_SCALE, quantize_money
 
 MILLION = Decimal(1_000_000)
 ZERO = Decimal(0)
+EXACT_PICO = 10**27
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,8 +50,37 @@ class RateCard:
     output: Rate
     cached_input: Rate | None
     source: str  # "override" | "genai-prices <version>"
+    # the three rates in whole picodollars per token, when every price of the card is a whole number of
+    # micro-dollars per million tokens (all known ones): (base, tiers) for input, cached input, output
+    pico: tuple | None = field(default=None, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "pico", _pico_rates(self))
 
     def cost(self, input_tokens: int, cached_input_tokens: int, output_tokens: int) -> Decimal:
+        """Exact: the same Decimal as `decimal_cost`, to the last digit and exponent."""
+        total = self.pico_cost(input_tokens, cached_input_tokens, output_tokens)
+        if total is not None:
+            return Decimal(total).scaleb(-MONEY_SCALE)
+        return self.decimal_cost(input_tokens, cached_input_tokens, output_tokens)
+
+    def pico_cost(self, input_tokens: int, cached_input_tokens: int, output_tokens: int) -> int | None:
+        """The cost in whole picodollars, or None where only `decimal_cost` can tell."""
+        pico = self.pico
+        if pico is not None and input_tokens >= cached_input_tokens >= 0 and output_tokens >= 0:
+            (input_rate, input_tiers), (cached_rate, cached_tiers), (output_rate, output_tiers) = pico
+            if input_tiers or cached_tiers or output_tiers:
+                input_rate = _tier(input_rate, input_tiers, input_tokens)
+                cached_rate = _tier(cached_rate, cached_tiers, input_tokens)
+                output_rate = _tier(output_rate, output_tiers, input_tokens)
+            total = ((input_tokens - cached_input_tokens) * input_rate + cached_input_tokens * cached_rate
+                     + output_tokens * output_rate)
+            # below 10^27 picodollars every Decimal step of `decimal_cost` is exact (28 digits), so both agree
+            if total < EXACT_PICO:
+                return total
+        return None
+
+    def decimal_cost(self, input_tokens: int, cached_input_tokens: int, output_tokens: int) -> Decimal:
         cached_rate = self.cached_input or self.input
         total = (
             (input_tokens - cached_input_tokens) * self.input.at(input_tokens)
@@ -107,6 +140,22 @@ class Pricer:
             return UNPRICED
         return Price(card.cost(input_tokens, cached_input_tokens, output_tokens), card.source)
 
+    def quote(self, model: str, provider: str | None, occurred_at: datetime, input_tokens: int,
+              cached_input_tokens: int, output_tokens: int, cost_usd: Decimal | None,
+              ) -> tuple[Decimal, str, bool, int | None]:
+        """`price` as a plain (cost_usd, source, unpriced, picodollars or None) tuple, for the ingest loop."""
+        if cost_usd is not None:
+            return quantize_money(cost_usd), "source", False, None
+        card = self._cards.get((provider, model), self)
+        if card is self or not (card is None or type(card) is RateCard):
+            card = self.rate_card(model, provider, occurred_at)
+        if card is None:
+            return ZERO, "unpriced", True, None
+        pico = card.pico_cost(input_tokens, cached_input_tokens, output_tokens)
+        if pico is None:
+            return card.decimal_cost(input_tokens, cached_input_tokens, output_tokens), card.source, False, None
+        return Decimal(pico).scaleb(-MONEY_SCALE), card.source, False, pico
+
     def rate_card(self, model: str, provider: str | None, occurred_at: datetime) -> RateCard | None:
         key = (provider, model)
         try:
@@ -159,6 +208,28 @@ class Pricer:
             cached_input=_rate(getattr(model_price, "cache_read_mtok", None)),
             source=self.genai_source,
         )
+
+
+def _tier(base: int, tiers: tuple, total_input_tokens: int) -> int:
+    for start, price in tiers:
+        if total_input_tokens > start:
+            base = price
+    return base
+
+
+def _pico_rates(card: RateCard) -> tuple | None:
+    """USD per million tokens -> whole picodollars per token (x 10^6), or None if any is not whole."""
+    out = []
+    for rate in (card.input, card.cached_input or card.input, card.output):
+        prices = [rate.base, *(price for _, price in rate.tiers)]
+        if not all(isinstance(p, Decimal) and p.is_finite() and p >= 0 for p in prices):
+            return None
+        scaled = [p.scaleb(6) for p in prices]
+        if any(p != p.to_integral_value() or p >= EXACT_PICO for p in scaled):
+            return None
+        out.append((int(scaled[0]), tuple((start, int(p)) for (start, _), p in zip(rate.tiers, scaled[1:],
+                                                                                   strict=True))))
+    return tuple(out)
 
 
 def _rate(value) -> Rate | None:

@@ -102,7 +102,9 @@ class UsageIngestor:
             try:
                 record = validate_event(raw, now)
                 day = local_day(record.occurred_at)
-                _check_ranges(record, day, oldest)
+                if (record.input_tokens > MAX_EVENT_TOKENS or record.output_tokens > MAX_EVENT_TOKENS
+                        or (oldest is not None and day < oldest)):
+                    _check_ranges(record, day, oldest)
             except EventError as exc:
                 raw_id = raw.get("id") if isinstance(raw, dict) else None
                 result.rejected.append(Rejection(index, raw_id if isinstance(raw_id, str) else None, str(exc)))
@@ -136,21 +138,22 @@ class UsageIngestor:
         user_keys = await self.identities.resolve_many(r.subject for r, _ in records)
         encode = self.writer.encoder.row
         received = self.writer.encoder.time(now)
-        price = self.pricer.price
+        quote = self.pricer.quote
         teams = self.teams
         if teams is not None:
             await teams.refresh()
         charge = teams.charge_team if teams is not None and teams.enabled else (lambda raw, user: "")
         rows, costs, charged = [], [], []
         for r, day in records:  # one pass: validated record -> priced driver tuple
-            p = price(model=r.model, provider=r.provider, occurred_at=r.occurred_at, input_tokens=r.input_tokens,
-                      cached_input_tokens=r.cached_input_tokens, output_tokens=r.output_tokens, cost_usd=r.cost_usd)
-            costs.append(p.cost_usd)
-            charged.append(charge(r.team, user_keys[r.subject]))
-            rows.append(encode(r.event_id, r.occurred_at, day, received, source, r.subject, user_keys[r.subject],
-                               r.model, r.provider, r.team, r.project, r.input_tokens, r.cached_input_tokens,
-                               r.output_tokens, r.reasoning_tokens, p.cost_usd, p.source, p.unpriced, r.metadata,
-                               r.cache_hit, charged[-1]))
+            cost, price_source, unpriced, pico = quote(r.model, r.provider, r.occurred_at, r.input_tokens,
+                                                 r.cached_input_tokens, r.output_tokens, r.cost_usd)
+            costs.append(cost)
+            user_key = user_keys[r.subject]
+            team = charge(r.team, user_key)
+            charged.append(team)
+            rows.append(encode(r.event_id, r.occurred_at, day, received, source, r.subject, user_key, r.model,
+                               r.provider, r.team, r.project, r.input_tokens, r.cached_input_tokens, r.output_tokens,
+                               r.reasoning_tokens, cost, price_source, unpriced, r.metadata, r.cache_hit, team, pico))
         inserted = await self.writer.write_rows(rows)
         await self.identities.after_commit(user_keys)
         result.accepted = len(inserted)
@@ -164,9 +167,13 @@ class UsageIngestor:
                 team_key = (charged[i], f"{day.year:04d}-{day.month:02d}")
                 team_touched[team_key] = team_touched.get(team_key, ZERO) + costs[i]
         if self.recent_window is None:
+            months: dict[date, str] = {}
             for i in inserted:
                 record, day = records[i]
-                key = (user_keys[record.subject], f"{day.year:04d}-{day.month:02d}")
+                month = months.get(day)
+                if month is None:
+                    month = months[day] = f"{day.year:04d}-{day.month:02d}"
+                key = (user_keys[record.subject], month)
                 touched[key] = touched.get(key, ZERO) + costs[i]
             return
         # the same pass, also summing what happened lately per person (a backfill, or a sender's clock

@@ -32,7 +32,7 @@ from storage import fold
 from storage.db import Database, connect_sqlite
 from storage.fold import Deltas, SqliteExec
 from storage.partitions import PartitionKeeper, month_start
-from storage.types import money_from_db, picodollars, quantize_money, wide_encode
+from storage.types import INT_LIMIT, money_from_db, picodollars, quantize_money, wide_encode
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +71,8 @@ _PG_INGEST = (
 
 def _sqlite_time(value: datetime) -> str:
     # the storage format SQLAlchemy's SQLite DateTime reads back (naive UTC)
+    if value.tzinfo is UTC:  # the usual case: the same text without the "+00:00"
+        return value.isoformat(" ", "microseconds")[:-6]
     return value.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
 
 
@@ -86,13 +88,17 @@ class RowEncoder:
     def row(self, event_id: str, occurred_at: datetime, day: date, received_at, source: str, subject: str,
             user_key: str, model: str, provider, team, project, input_tokens: int, cached_input_tokens: int,
             output_tokens: int, reasoning_tokens: int, cost_usd: Decimal, price_source: str, unpriced: bool,
-            metadata, cache_hit: bool = False, charge_team: str = "") -> tuple:
-        """`received_at` comes from `time()` (one ingest shares one, formatted once)."""
+            metadata, cache_hit: bool = False, charge_team: str = "", cost_pico: int | None = None) -> tuple:
+        """`received_at` comes from `time()` (one ingest shares one, formatted once); `cost_pico`, when
+        given, is `cost_usd` in whole picodollars (the pricer has it already)."""
         meta = None if metadata is None else orjson.dumps(metadata).decode()
         if self.sqlite:
+            pico = picodollars(cost_usd) if cost_pico is None else cost_pico
+            if not -INT_LIMIT < pico < INT_LIMIT:
+                pico = wide_encode(pico)
             return (event_id, _sqlite_time(occurred_at), day.isoformat(), received_at, source, subject, user_key,
                     model, provider, team, project, input_tokens, cached_input_tokens, output_tokens,
-                    reasoning_tokens, wide_encode(picodollars(cost_usd)), price_source, 1 if unpriced else 0, meta,
+                    reasoning_tokens, pico, price_source, 1 if unpriced else 0, meta,
                     1 if cache_hit else 0, charge_team)
         return (event_id, occurred_at, day, received_at, source, subject, user_key, model, provider, team, project,
                 input_tokens, cached_input_tokens, output_tokens, reasoning_tokens, quantize_money(cost_usd),
