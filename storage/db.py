@@ -10,6 +10,7 @@ machine, which is what a 200 from the webhook promises.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -89,11 +90,32 @@ class Database:
 
 
 SQLITE_PRAGMAS = (
-    "PRAGMA journal_mode=WAL",
+    "PRAGMA busy_timeout=30000",  # first: the statements below may have to wait for another connection
     "PRAGMA synchronous=FULL",
     "PRAGMA foreign_keys=ON",
-    "PRAGMA busy_timeout=30000",
 )
+
+
+def _apply_pragmas(cursor) -> None:
+    for pragma in SQLITE_PRAGMAS:
+        cursor.execute(pragma)
+    # Switching to WAL takes an exclusive lock that a busy handler does not always wait for
+    # ("database is locked" when a second process connects while the first writes); a file
+    # already in WAL mode (every file after its first connection) is left alone.
+    # A new file's first connections can race to switch it (two processes starting at once): the
+    # loser waits, briefly, until the switch is seen, then goes on.
+    deadline = time.monotonic() + 10
+    while True:
+        cursor.execute("PRAGMA journal_mode")
+        if str(cursor.fetchone()[0]).lower() == "wal":
+            return
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except Exception as exc:  # sqlite3 or the async driver's OperationalError
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
 
 
 def _sqlite_path(url: str) -> str | None:
@@ -108,8 +130,9 @@ def connect_sqlite(path: str):
     from storage.types import register_sqlite_functions
 
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
-    for pragma in SQLITE_PRAGMAS:
-        conn.execute(pragma)
+    cursor = conn.cursor()
+    _apply_pragmas(cursor)
+    cursor.close()
     register_sqlite_functions(conn)
     return conn
 
@@ -122,8 +145,7 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         # Take transaction control from the driver so BEGIN is ours (see "begin" below).
         dbapi_conn.isolation_level = None
         cursor = dbapi_conn.cursor()
-        for pragma in SQLITE_PRAGMAS:
-            cursor.execute(pragma)
+        _apply_pragmas(cursor)
         cursor.close()
         _register_functions(dbapi_conn)
 
