@@ -4,7 +4,7 @@
 
 The first run generates a SQLite database in bench/.cache/ (migrated with the project's
 migrations; events written with plain sqlite3 executemany, picodollar costs as the `Money`
-type stores them on SQLite; rollups built by storage.usage.rebuild_rollups, the project's own
+type stores them on SQLite; rollups built by storage.rewrites.rebuild_rollups, the project's own
 SQL). Later runs reuse it. Then, for yesterday (the organisation's zone, America/New_York):
 
 - digest: bot.digests.builder.build_digest + Block Kit rendering, the code the scheduler runs
@@ -45,8 +45,8 @@ from bot.identities import is_slack_user_id  # noqa: E402
 from bot.views.digest import digest_blocks, fallback_text  # noqa: E402
 from bot.wiring import build_services  # noqa: E402
 from storage.db import upgrade  # noqa: E402
+from storage.rewrites import rebuild_rollups  # noqa: E402
 from storage.types import MONEY_SCALE  # noqa: E402
-from storage.usage import rebuild_rollups  # noqa: E402
 
 TZ = ZoneInfo("America/New_York")
 NOW = datetime(2026, 11, 25, 9, 0, tzinfo=TZ)  # the digest covers Tuesday 24 November 2026

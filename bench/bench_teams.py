@@ -7,7 +7,7 @@ figures computed from the raw events, in one process and one run.
 - fills a fresh database directly: --events events over --people people in --teams teams (25 a
   team by default) and the 45 local days up to "now" (this month and the last), each event
   charged to its person's team as ingest would (5% name another team in their `team` field, 2%
-  are unlinked ids in no team); then storage.usage.rebuild_rollups builds every rollup,
+  are unlinked ids in no team); then storage.rewrites.rebuild_rollups builds every rollup,
   the team rollups included;
 - `/tokens team`: bot.teams.builder.team_card (the whole view model: totals, members ranked,
   models, 6-month trend, pending requests, raises) + its Block Kit, --calls times for random

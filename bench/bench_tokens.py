@@ -5,7 +5,7 @@
 
 What it does, in one process so the machine's noise hits both sides alike:
 - fills a fresh database directly (bulk inserts of --events usage events over --people people
-  and the 30 local days up to "now", then storage.usage.rebuild_rollups), not through HTTP;
+  and the 30 local days up to "now", then storage.rewrites.rebuild_rollups), not through HTTP;
 - times the bot-side work of each answer, --calls times for random people: `/tokens me` =
   bot.card_builder.build_card + its Block Kit and fallback text; `/tokens top` = build_leaderboard
   (this month) + Block Kit. Median and p99;
@@ -47,8 +47,8 @@ from bot.views.card import card_blocks, card_fallback  # noqa: E402
 from bot.views.leaderboard import leaderboard_blocks, leaderboard_fallback  # noqa: E402
 from bot.wiring import build_services  # noqa: E402
 from storage.db import upgrade  # noqa: E402
+from storage.rewrites import rebuild_rollups  # noqa: E402
 from storage.types import money_from_db  # noqa: E402
-from storage.usage import rebuild_rollups  # noqa: E402
 
 TZ = ZoneInfo("America/New_York")
 

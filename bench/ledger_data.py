@@ -131,7 +131,7 @@ async def load_postgres(dsn: str, values: Iterable[tuple]) -> int:
 
 async def rebuild(url: str) -> None:
     from storage.db import Database
-    from storage.usage import rebuild_rollups
+    from storage.rewrites import rebuild_rollups
 
     db = Database(url)
     try:

@@ -24,7 +24,7 @@ from bot.config import SLACK_USER_ID, Settings
 from storage.chunks import chunked
 from storage.db import Database
 from storage.models import Identity
-from storage.usage import reattribute
+from storage.rewrites import reattribute
 
 log = logging.getLogger(__name__)
 

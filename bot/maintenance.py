@@ -18,7 +18,7 @@ from bot.scheduler import JobSpec
 from bot.services import Services
 from storage.models import Setting
 from storage.partitions import HORIZON_KEY, apply_retention, ensure_partitions_ahead, refuse_before
-from storage.usage import has_events, relocate_days, reprice_pass
+from storage.rewrites import has_events, relocate_days, reprice_pass
 
 log = logging.getLogger(__name__)
 HORIZON_SETTLE = timedelta(minutes=10)  # a new horizon is in force this long before rows are deleted

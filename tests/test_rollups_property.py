@@ -32,8 +32,8 @@ from bot.teams.config import TeamConfig
 from bot.wiring import build_services
 from storage.db import Database
 from storage.models import UsageEvent
+from storage.rewrites import rebuild_rollups
 from storage.types import money_from_db, quantize_money, wide_decode
-from storage.usage import rebuild_rollups
 
 MEASURES = ("input_tokens", "cached_input_tokens", "output_tokens", "reasoning_tokens", "cost_usd", "events",
             "unpriced_events")

@@ -146,7 +146,7 @@ async def test_member_removed_mid_month_keeps_past_spend_with_the_team(tbot, fak
     assert [(u, s, bool(open_)) for u, s, open_ in rows] == [("U0CAT", "usergroup", True),
                                                              ("U0EVE", "usergroup", False)]
     # a rebuild from the events gives the same: the team was stored with each event
-    from storage.usage import rebuild_rollups
+    from storage.rewrites import rebuild_rollups
     async with tbot.services.db.write() as session:
         await rebuild_rollups(session)
     assert await team_rollup(tbot) == {"ml": Decimal(4), "": Decimal(6)}
